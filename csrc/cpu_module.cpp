@@ -1,0 +1,239 @@
+// pybind11 glue for congruence._cpu: unpack arrays into pointers/strides, release the GIL, call
+// the core, translate statuses into Python exceptions. No computation lives here.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <omp.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "congruence/blas.hpp"
+#include "congruence/column_stats.hpp"
+#include "congruence/pairwise.hpp"
+
+namespace py = pybind11;
+using namespace congruence;
+
+namespace {
+
+struct View2D {
+    const void* data;
+    std::int64_t rows, cols, rs, cs;  // strides in elements
+};
+
+View2D view2d(const py::array& a, const char* name) {
+    if (a.ndim() != 2) throw std::invalid_argument(std::string(name) + ": expected a 2-D array");
+    const auto item = static_cast<std::int64_t>(a.itemsize());
+    if (a.strides(0) % item || a.strides(1) % item)
+        throw std::invalid_argument(std::string(name) + ": strides must be multiples of the item size");
+    return {a.data(), a.shape(0), a.shape(1), a.strides(0) / item, a.strides(1) / item};
+}
+
+template <class T>
+T* mutable_ptr(py::array& a, const char* name) {
+    if (!py::isinstance<py::array_t<T>>(a)) throw std::invalid_argument(std::string(name) + ": wrong dtype");
+    if (!a.writeable()) throw std::invalid_argument(std::string(name) + ": not writeable");
+    return static_cast<T*>(a.mutable_data());
+}
+
+template <class T>
+const T* optional_ptr(const py::object& o, std::int64_t n, const char* name) {
+    if (o.is_none()) return nullptr;
+    auto a = o.cast<py::array>();
+    if (!py::isinstance<py::array_t<T>>(a) || a.ndim() != 1 || a.shape(0) != n ||
+        !(a.flags() & py::array::c_style))
+        throw std::invalid_argument(std::string(name) + ": expected a contiguous 1-D array of length " +
+                                    std::to_string(n));
+    return static_cast<const T*>(a.data());
+}
+
+// Panels fed to the engine: K x n, unit column stride, row stride >= n.
+template <class T>
+View2D panel(const py::array& a, const char* name) {
+    if (!py::isinstance<py::array_t<T>>(a)) throw std::invalid_argument(std::string(name) + ": wrong dtype");
+    View2D v = view2d(a, name);
+    if (v.cs != 1 || v.rs < v.cols)
+        throw std::invalid_argument(std::string(name) + ": panel must have unit column stride");
+    return v;
+}
+
+StopFn python_stop() {
+    return []() {
+        py::gil_scoped_acquire gil;
+        return PyErr_CheckSignals() != 0;
+    };
+}
+
+void raise_status(Status s) {
+    if (s == Status::cancelled) throw py::error_already_set();  // KeyboardInterrupt is pending
+    if (s == Status::too_many_pairs) throw py::value_error("too_many_pairs");
+}
+
+TilePlan make_plan(std::int64_t br, std::int64_t bc, std::int64_t kc, int nt) {
+    TilePlan p;
+    p.block_rows = br;
+    p.block_cols = bc;
+    p.k_chunk = kc;
+    p.num_threads = nt;
+    return p;
+}
+
+template <class T>
+void dense(const py::array& A, const py::array& B, bool symmetric, py::array& C, std::int64_t br,
+           std::int64_t bc, std::int64_t kc, int nt) {
+    View2D a = panel<T>(A, "A"), b = panel<T>(B, "B");
+    T* c = mutable_ptr<T>(C, "C");
+    View2D cv = view2d(C, "C");
+    if (a.rows != b.rows || cv.rows != a.cols || cv.cols != b.cols || cv.cs != 1)
+        throw std::invalid_argument("pairwise_dense: shape mismatch");
+    Status s;
+    {
+        py::gil_scoped_release nogil;
+        s = pairwise_dense_cpu<T>(static_cast<const T*>(a.data), a.rs, static_cast<const T*>(b.data),
+                                  b.rs, a.rows, a.cols, b.cols, symmetric, c, cv.rs,
+                                  make_plan(br, bc, kc, nt), python_stop());
+    }
+    raise_status(s);
+}
+
+template <class T>
+void topk(const py::array& A, const py::array& B, std::int64_t k, bool absolute,
+          const py::object& col_bias, const py::object& col_valid, bool exclude_diagonal,
+          py::array& values, py::array& indices, std::int64_t br, std::int64_t bc, std::int64_t kc,
+          int nt) {
+    View2D a = panel<T>(A, "A"), b = panel<T>(B, "B");
+    if (a.rows != b.rows) throw std::invalid_argument("pairwise_topk: sample counts differ");
+    T* vp = mutable_ptr<T>(values, "values");
+    std::int64_t* ip = mutable_ptr<std::int64_t>(indices, "indices");
+    if (!(values.flags() & py::array::c_style) || !(indices.flags() & py::array::c_style) ||
+        values.size() != a.cols * k || indices.size() != a.cols * k)
+        throw std::invalid_argument("pairwise_topk: outputs must be contiguous (na, k)");
+    ReduceSpec spec;
+    spec.k = k;
+    spec.absolute = absolute;
+    spec.col_bias = optional_ptr<double>(col_bias, b.cols, "col_bias");
+    spec.col_valid = optional_ptr<std::uint8_t>(col_valid, b.cols, "col_valid");
+    spec.exclude_diagonal = exclude_diagonal;
+    Status s;
+    {
+        py::gil_scoped_release nogil;
+        s = pairwise_topk_cpu<T>(static_cast<const T*>(a.data), a.rs, static_cast<const T*>(b.data),
+                                 b.rs, a.rows, a.cols, b.cols, spec, vp, ip,
+                                 make_plan(br, bc, kc, nt), python_stop());
+    }
+    raise_status(s);
+}
+
+template <class T>
+py::tuple threshold(const py::array& A, const py::array& B, double thr, bool absolute,
+                    const py::object& col_bias, const py::object& col_valid, bool exclude_diagonal,
+                    std::int64_t max_pairs, std::int64_t br, std::int64_t bc, std::int64_t kc,
+                    int nt) {
+    View2D a = panel<T>(A, "A"), b = panel<T>(B, "B");
+    if (a.rows != b.rows) throw std::invalid_argument("pairwise_threshold: sample counts differ");
+    ReduceSpec spec;
+    spec.absolute = absolute;
+    spec.col_bias = optional_ptr<double>(col_bias, b.cols, "col_bias");
+    spec.col_valid = optional_ptr<std::uint8_t>(col_valid, b.cols, "col_valid");
+    spec.exclude_diagonal = exclude_diagonal;
+    auto* out = new PairList<T>();
+    py::capsule owner(out, [](void* p) { delete static_cast<PairList<T>*>(p); });
+    Status s;
+    {
+        py::gil_scoped_release nogil;
+        s = pairwise_threshold_cpu<T>(static_cast<const T*>(a.data), a.rs,
+                                      static_cast<const T*>(b.data), b.rs, a.rows, a.cols, b.cols,
+                                      spec, thr, max_pairs, *out, make_plan(br, bc, kc, nt),
+                                      python_stop());
+    }
+    raise_status(s);
+    const auto n = static_cast<py::ssize_t>(out->rows.size());
+    return py::make_tuple(py::array_t<std::int64_t>({n}, out->rows.data(), owner),
+                          py::array_t<std::int64_t>({n}, out->cols.data(), owner),
+                          py::array_t<T>({n}, out->values.data(), owner));
+}
+
+bool is_f32(const py::array& a) { return py::isinstance<py::array_t<float>>(a); }
+
+std::uintptr_t as_address(const py::object& o) { return o.cast<std::uintptr_t>(); }
+
+}  // namespace
+
+PYBIND11_MODULE(_cpu, m) {
+    m.doc() = "congruence CPU engine (OpenMP kernels; BLAS through scipy's function pointers)";
+    m.attr("version") = CONGRUENCE_VERSION;
+    m.attr("cxx_flags") = CONGRUENCE_CXX_FLAGS;
+    m.attr("compiler") = CONGRUENCE_COMPILER;
+    m.attr("openmp_version") = _OPENMP;
+    m.def("omp_max_threads", []() { return omp_get_max_threads(); });
+
+    m.def("set_blas", [](py::object s, py::object d, py::object ss, py::object ds) {
+        set_blas(reinterpret_cast<sgemm_fn>(as_address(s)), reinterpret_cast<dgemm_fn>(as_address(d)),
+                 reinterpret_cast<ssyrk_fn>(as_address(ss)), reinterpret_cast<dsyrk_fn>(as_address(ds)));
+    }, "Install Fortran BLAS entry points (addresses as integers).");
+    m.def("blas_ready", &blas_ready);
+
+    m.def("column_stats", [](const py::array& X, int dtype, py::array& mean, py::array& m2,
+                             py::array& sumsq, int nt) {
+        View2D x = view2d(X, "X");
+        double* mp = mutable_ptr<double>(mean, "mean");
+        double* m2p = mutable_ptr<double>(m2, "m2");
+        double* sp = mutable_ptr<double>(sumsq, "sumsq");
+        if (mean.size() != x.cols || m2.size() != x.cols || sumsq.size() != x.cols)
+            throw std::invalid_argument("column_stats: output length mismatch");
+        py::gil_scoped_release nogil;
+        return column_stats_cpu(x.data, static_cast<DType>(dtype), x.rows, x.cols, x.rs, x.cs, mp, m2p, sp, nt);
+    }, py::arg("X"), py::arg("dtype"), py::arg("mean"), py::arg("m2"), py::arg("sumsq"), py::arg("num_threads"));
+
+    m.def("standardize", [](const py::array& X, int dtype, const py::object& row_shift,
+                            const py::object& col_shift, const py::object& col_scale,
+                            py::array& out, int nt) {
+        View2D x = view2d(X, "X");
+        View2D o = view2d(out, "out");
+        if (o.rows != x.rows || o.cols != x.cols || o.cs != 1)
+            throw std::invalid_argument("standardize: out must match X with unit column stride");
+        const double* rsh = optional_ptr<double>(row_shift, x.rows, "row_shift");
+        const double* csh = optional_ptr<double>(col_shift, x.cols, "col_shift");
+        const double* csc = optional_ptr<double>(col_scale, x.cols, "col_scale");
+        if (is_f32(out)) {
+            float* op = mutable_ptr<float>(out, "out");
+            py::gil_scoped_release nogil;
+            standardize_cpu(x.data, static_cast<DType>(dtype), x.rows, x.cols, x.rs, x.cs, rsh, csh, csc, op, o.rs, nt);
+        } else {
+            double* op = mutable_ptr<double>(out, "out");
+            py::gil_scoped_release nogil;
+            standardize_cpu(x.data, static_cast<DType>(dtype), x.rows, x.cols, x.rs, x.cs, rsh, csh, csc, op, o.rs, nt);
+        }
+    }, py::arg("X"), py::arg("dtype"), py::arg("row_shift"), py::arg("col_shift"), py::arg("col_scale"),
+       py::arg("out"), py::arg("num_threads"));
+
+    m.def("pairwise_dense", [](const py::array& A, const py::array& B, bool symmetric, py::array& C,
+                               std::int64_t br, std::int64_t bc, std::int64_t kc, int nt) {
+        if (is_f32(A)) dense<float>(A, B, symmetric, C, br, bc, kc, nt);
+        else dense<double>(A, B, symmetric, C, br, bc, kc, nt);
+    }, py::arg("A"), py::arg("B"), py::arg("symmetric"), py::arg("C"), py::arg("block_rows"),
+       py::arg("block_cols"), py::arg("k_chunk"), py::arg("num_threads"));
+
+    m.def("pairwise_topk", [](const py::array& A, const py::array& B, std::int64_t k, bool absolute,
+                              const py::object& col_bias, const py::object& col_valid, bool excl,
+                              py::array& values, py::array& indices, std::int64_t br, std::int64_t bc,
+                              std::int64_t kc, int nt) {
+        if (k < 1) throw std::invalid_argument("k must be >= 1");
+        if (is_f32(A)) topk<float>(A, B, k, absolute, col_bias, col_valid, excl, values, indices, br, bc, kc, nt);
+        else topk<double>(A, B, k, absolute, col_bias, col_valid, excl, values, indices, br, bc, kc, nt);
+    }, py::arg("A"), py::arg("B"), py::arg("k"), py::arg("absolute"), py::arg("col_bias"),
+       py::arg("col_valid"), py::arg("exclude_diagonal"), py::arg("values"), py::arg("indices"),
+       py::arg("block_rows"), py::arg("block_cols"), py::arg("k_chunk"), py::arg("num_threads"));
+
+    m.def("pairwise_threshold", [](const py::array& A, const py::array& B, double thr, bool absolute,
+                                   const py::object& col_bias, const py::object& col_valid, bool excl,
+                                   std::int64_t max_pairs, std::int64_t br, std::int64_t bc,
+                                   std::int64_t kc, int nt) {
+        if (is_f32(A)) return threshold<float>(A, B, thr, absolute, col_bias, col_valid, excl, max_pairs, br, bc, kc, nt);
+        return threshold<double>(A, B, thr, absolute, col_bias, col_valid, excl, max_pairs, br, bc, kc, nt);
+    }, py::arg("A"), py::arg("B"), py::arg("threshold"), py::arg("absolute"), py::arg("col_bias"),
+       py::arg("col_valid"), py::arg("exclude_diagonal"), py::arg("max_pairs"), py::arg("block_rows"),
+       py::arg("block_cols"), py::arg("k_chunk"), py::arg("num_threads"));
+}

@@ -1,0 +1,1 @@
+"""congruence: compare neural networks at scale on compiled C++/CUDA kernels."""
