@@ -6,7 +6,7 @@ import contextlib
 import os
 from typing import Iterator, Optional
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 
 class MemoryBudgetError(MemoryError):
@@ -69,5 +69,15 @@ def blas_threads(n: int) -> Iterator[None]:
     The reduction kernels run their own OpenMP threads, each calling a single-threaded BLAS on
     its own tile (no oversubscription); the dense path lets the BLAS use all ``n`` threads.
     """
-    with threadpool_limits(limits=n, user_api="blas"):
+    global _CONTROLLER
+    if _CONTROLLER is None:  # scanning the loaded libraries costs milliseconds: do it once
+        _CONTROLLER = ThreadpoolController()
+    blas = _CONTROLLER.select(user_api="blas")
+    if all(lib["num_threads"] == n for lib in blas.info()):
         yield
+        return
+    with blas.limit(limits=n):
+        yield
+
+
+_CONTROLLER = None

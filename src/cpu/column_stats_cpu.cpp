@@ -11,6 +11,9 @@ namespace {
 
 constexpr std::int64_t kShiftRows = 1024;  // rows used for the shift (METHODS.md §1.2)
 constexpr std::int64_t kColChunk = 512;    // accumulators of one chunk stay in L1/L2
+// Below this many elements a parallel region costs more than it saves (and on a loaded machine a
+// descheduled worker stalls the barrier for a whole time slice).
+constexpr std::int64_t kParallelMin = 1 << 16;
 
 template <DType D>
 bool column_stats_impl(const void* Xv, std::int64_t n, std::int64_t p, std::int64_t rs,
@@ -25,8 +28,9 @@ bool column_stats_impl(const void* Xv, std::int64_t n, std::int64_t p, std::int6
     std::vector<double> shift(p);
     std::vector<double> part(static_cast<std::size_t>(ntasks) * 3 * kColChunk, 0.0);
     const std::int64_t nshift = std::min(n, kShiftRows);
+    const bool par = n * p >= kParallelMin;
 
-#pragma omp parallel for num_threads(nthreads) schedule(static)
+#pragma omp parallel for num_threads(nthreads) schedule(static) if (par)
     for (std::int64_t c = 0; c < nchunks; ++c) {
         const std::int64_t c0 = c * kColChunk, c1 = std::min(p, c0 + kColChunk);
         for (std::int64_t j = c0; j < c1; ++j) shift[j] = 0.0;
@@ -35,7 +39,7 @@ bool column_stats_impl(const void* Xv, std::int64_t n, std::int64_t p, std::int6
         for (std::int64_t j = c0; j < c1; ++j) shift[j] /= static_cast<double>(nshift);
     }
 
-#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1) if (par)
     for (std::int64_t t = 0; t < ntasks; ++t) {
         const std::int64_t c = t / rsplit, s = t % rsplit;
         const std::int64_t c0 = c * kColChunk, c1 = std::min(p, c0 + kColChunk), w = c1 - c0;
@@ -68,7 +72,7 @@ bool column_stats_impl(const void* Xv, std::int64_t n, std::int64_t p, std::int6
     }
 
     bool finite = true;
-#pragma omp parallel for num_threads(nthreads) schedule(static) reduction(&& : finite)
+#pragma omp parallel for num_threads(nthreads) schedule(static) reduction(&& : finite) if (par)
     for (std::int64_t c = 0; c < nchunks; ++c) {
         const std::int64_t c0 = c * kColChunk, c1 = std::min(p, c0 + kColChunk);
         for (std::int64_t j = c0; j < c1; ++j) {
@@ -98,7 +102,7 @@ void standardize_impl(const void* Xv, std::int64_t K, std::int64_t n, std::int64
     // Square-ish blocks so a transposed read (cs large) still reuses each cache line.
     constexpr std::int64_t BK = 32, BN = 512;
     const std::int64_t nbk = (K + BK - 1) / BK, nbn = (n + BN - 1) / BN;
-#pragma omp parallel for num_threads(nthreads) schedule(static) collapse(2)
+#pragma omp parallel for num_threads(nthreads) schedule(static) collapse(2) if (K * n >= kParallelMin)
     for (std::int64_t bk = 0; bk < nbk; ++bk) {
         for (std::int64_t bn = 0; bn < nbn; ++bn) {
             const std::int64_t k0 = bk * BK, k1 = std::min(K, k0 + BK);

@@ -93,7 +93,7 @@ Status pairwise_dense_cpu(const T* A, std::int64_t lda, const T* B, std::int64_t
             }
             w.compute(A, lda, B, ldb, K, i0, ni, j0, nj, plan);
             const double* acc = w.acc.data();
-#pragma omp parallel for num_threads(plan.num_threads) schedule(static)
+#pragma omp parallel for num_threads(plan.num_threads) schedule(static) if (ni * nj >= (1 << 16))
             for (std::int64_t r = 0; r < ni; ++r)
                 for (std::int64_t c = 0; c < nj; ++c) Ct[r * ldc + c] = static_cast<T>(acc[r * nj + c]);
         }
@@ -102,7 +102,7 @@ Status pairwise_dense_cpu(const T* A, std::int64_t lda, const T* B, std::int64_t
         // Mirror the upper triangle down in cache-friendly blocks.
         constexpr std::int64_t MB = 64;
         const std::int64_t nblk = (na + MB - 1) / MB;
-#pragma omp parallel for num_threads(plan.num_threads) schedule(dynamic, 1)
+#pragma omp parallel for num_threads(plan.num_threads) schedule(dynamic, 1) if (na >= 256)
         for (std::int64_t b = 0; b < nblk; ++b) {
             const std::int64_t r0 = b * MB, r1 = std::min(na, r0 + MB);
             for (std::int64_t c0 = 0; c0 <= r0; c0 += MB) {
@@ -125,7 +125,8 @@ Status pairwise_topk_cpu(const T* A, std::int64_t lda, const T* B, std::int64_t 
     const std::int64_t k = spec.k;
     const std::int64_t nblocks = (na + bi - 1) / bi;
     CancelFlag cancel;
-#pragma omp parallel num_threads(plan.num_threads)
+    const int nthreads = static_cast<int>(std::min<std::int64_t>(plan.num_threads, nblocks));
+#pragma omp parallel num_threads(nthreads)
     {
         TileWorker<T> w;
         std::vector<RowTopK> states;
@@ -174,7 +175,8 @@ Status pairwise_threshold_cpu(const T* A, std::int64_t lda, const T* B, std::int
     std::atomic<std::int64_t> total{0};
     std::atomic<bool> overflow{false};
     CancelFlag cancel;
-#pragma omp parallel num_threads(plan.num_threads)
+    const int nthreads = static_cast<int>(std::min<std::int64_t>(plan.num_threads, nblocks));
+#pragma omp parallel num_threads(nthreads)
     {
         TileWorker<T> w;
 #pragma omp for schedule(dynamic, 1)
