@@ -102,7 +102,7 @@ template <class T>
 void topk(const py::array& A, const py::array& B, std::int64_t k, bool absolute,
           const py::object& col_bias, const py::object& col_valid, bool exclude_diagonal,
           py::array& values, py::array& indices, std::int64_t br, std::int64_t bc, std::int64_t kc,
-          int nt) {
+          int nt, bool clip) {
     View2D a = panel<T>(A, "A"), b = panel<T>(B, "B");
     if (a.rows != b.rows) throw std::invalid_argument("pairwise_topk: sample counts differ");
     T* vp = mutable_ptr<T>(values, "values");
@@ -116,6 +116,7 @@ void topk(const py::array& A, const py::array& B, std::int64_t k, bool absolute,
     spec.col_bias = optional_ptr<double>(col_bias, b.cols, "col_bias");
     spec.col_valid = optional_ptr<std::uint8_t>(col_valid, b.cols, "col_valid");
     spec.exclude_diagonal = exclude_diagonal;
+    if (clip) { spec.lo = -1.0; spec.hi = 1.0; }
     Status s;
     {
         py::gil_scoped_release nogil;
@@ -130,7 +131,7 @@ template <class T>
 py::tuple threshold(const py::array& A, const py::array& B, double thr, bool absolute,
                     const py::object& col_bias, const py::object& col_valid, bool exclude_diagonal,
                     std::int64_t max_pairs, std::int64_t br, std::int64_t bc, std::int64_t kc,
-                    int nt) {
+                    int nt, bool clip) {
     View2D a = panel<T>(A, "A"), b = panel<T>(B, "B");
     if (a.rows != b.rows) throw std::invalid_argument("pairwise_threshold: sample counts differ");
     ReduceSpec spec;
@@ -138,6 +139,7 @@ py::tuple threshold(const py::array& A, const py::array& B, double thr, bool abs
     spec.col_bias = optional_ptr<double>(col_bias, b.cols, "col_bias");
     spec.col_valid = optional_ptr<std::uint8_t>(col_valid, b.cols, "col_valid");
     spec.exclude_diagonal = exclude_diagonal;
+    if (clip) { spec.lo = -1.0; spec.hi = 1.0; }
     auto* out = new PairList<T>();
     py::capsule owner(out, [](void* p) { delete static_cast<PairList<T>*>(p); });
     Status s;
@@ -219,21 +221,22 @@ PYBIND11_MODULE(_cpu, m) {
     m.def("pairwise_topk", [](const py::array& A, const py::array& B, std::int64_t k, bool absolute,
                               const py::object& col_bias, const py::object& col_valid, bool excl,
                               py::array& values, py::array& indices, std::int64_t br, std::int64_t bc,
-                              std::int64_t kc, int nt) {
+                              std::int64_t kc, int nt, bool clip) {
         if (k < 1) throw std::invalid_argument("k must be >= 1");
-        if (is_f32(A)) topk<float>(A, B, k, absolute, col_bias, col_valid, excl, values, indices, br, bc, kc, nt);
-        else topk<double>(A, B, k, absolute, col_bias, col_valid, excl, values, indices, br, bc, kc, nt);
+        if (is_f32(A)) topk<float>(A, B, k, absolute, col_bias, col_valid, excl, values, indices, br, bc, kc, nt, clip);
+        else topk<double>(A, B, k, absolute, col_bias, col_valid, excl, values, indices, br, bc, kc, nt, clip);
     }, py::arg("A"), py::arg("B"), py::arg("k"), py::arg("absolute"), py::arg("col_bias"),
        py::arg("col_valid"), py::arg("exclude_diagonal"), py::arg("values"), py::arg("indices"),
-       py::arg("block_rows"), py::arg("block_cols"), py::arg("k_chunk"), py::arg("num_threads"));
+       py::arg("block_rows"), py::arg("block_cols"), py::arg("k_chunk"), py::arg("num_threads"),
+       py::arg("clip") = false);
 
     m.def("pairwise_threshold", [](const py::array& A, const py::array& B, double thr, bool absolute,
                                    const py::object& col_bias, const py::object& col_valid, bool excl,
                                    std::int64_t max_pairs, std::int64_t br, std::int64_t bc,
-                                   std::int64_t kc, int nt) {
-        if (is_f32(A)) return threshold<float>(A, B, thr, absolute, col_bias, col_valid, excl, max_pairs, br, bc, kc, nt);
-        return threshold<double>(A, B, thr, absolute, col_bias, col_valid, excl, max_pairs, br, bc, kc, nt);
+                                   std::int64_t kc, int nt, bool clip) {
+        if (is_f32(A)) return threshold<float>(A, B, thr, absolute, col_bias, col_valid, excl, max_pairs, br, bc, kc, nt, clip);
+        return threshold<double>(A, B, thr, absolute, col_bias, col_valid, excl, max_pairs, br, bc, kc, nt, clip);
     }, py::arg("A"), py::arg("B"), py::arg("threshold"), py::arg("absolute"), py::arg("col_bias"),
        py::arg("col_valid"), py::arg("exclude_diagonal"), py::arg("max_pairs"), py::arg("block_rows"),
-       py::arg("block_cols"), py::arg("k_chunk"), py::arg("num_threads"));
+       py::arg("block_cols"), py::arg("k_chunk"), py::arg("num_threads"), py::arg("clip") = false);
 }

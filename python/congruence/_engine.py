@@ -64,7 +64,9 @@ def moments(arr: np.ndarray, code: int, num_threads: int, name: str) -> ColumnMo
     mean, m2, sumsq = np.empty(p), np.empty(p), np.empty(p)
     finite = _cpu.column_stats(arr, code, mean, m2, sumsq, num_threads)
     if not finite:
-        raise ValueError(f"{name} contains NaN or Inf values")
+        raise ValueError(
+            f"{name} contains NaN or Inf values (or finite values beyond ~1e154 whose squares overflow float64)"
+        )
     return ColumnMoments(arr.shape[0], mean, m2, sumsq)
 
 
@@ -119,7 +121,7 @@ def feature_panel(
     mom = moments(arr, h.code, num_threads, h.name)
     invalid = None
     if metric == "covariance":
-        if not (0 <= ddof < n):
+        if isinstance(ddof, bool) or not isinstance(ddof, (int, np.integer)) or not (0 <= ddof < n):
             raise ValueError(f"ddof must satisfy 0 <= ddof < n_samples ({n}); got {ddof!r}")
         shift = mom.mean
         scale = np.full(arr.shape[1], 1.0 / math.sqrt(n - ddof))
@@ -153,10 +155,36 @@ def _apply_zero_var(bad: np.ndarray, zero_var: str, name: str, metric: str) -> O
             f"{name} has {count} {what} feature(s) (first indices {first}); their {metric} values are set to 0 "
             "(zero_var='zero'; use zero_var='nan' or 'raise' to change this)",
             ConstantFeatureWarning,
-            stacklevel=4,
+            stacklevel=_caller_stacklevel(),
         )
         return None
     return bad
+
+
+def _caller_stacklevel() -> int:
+    """stacklevel that attributes a warning to the first frame outside this package."""
+    import sys
+
+    pkg = __name__.rsplit(".", 1)[0]
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == pkg:
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def canonical_order(values: np.ndarray, indices: np.ndarray, *, descending: bool, absolute: bool = False) -> None:
+    """Re-sort each row by value, then by index, in place.
+
+    The engine ranks raw products; clipping to [-1, 1] or turning scores into distances afterwards can
+    make unequal keys equal, and equal values must come in increasing index order (ties to the lowest
+    index). Unfilled slots (index -1, NaN) stay last.
+    """
+    key = np.abs(values) if absolute else values
+    key = -key.astype(np.float64) if descending else key.astype(np.float64)
+    big = np.iinfo(np.int64).max
+    order = np.lexsort((np.where(indices < 0, big, indices), key), axis=-1)
+    values[...] = np.take_along_axis(values, order, axis=-1)
+    indices[...] = np.take_along_axis(indices, order, axis=-1)
 
 
 def point_panels(
@@ -280,21 +308,22 @@ def run_dense(A: np.ndarray, B: np.ndarray, symmetric: bool, out: np.ndarray, nu
     _cpu.pairwise_dense(A, B, symmetric, out, block, block, _k_chunk(A.dtype), num_threads)
 
 
-def run_topk(A, B, k, absolute, col_bias, col_valid, exclude_diagonal, plan: ReducePlan, num_threads):
+def run_topk(A, B, k, absolute, col_bias, col_valid, exclude_diagonal, plan: ReducePlan, num_threads, clip=False):
     values = np.empty((A.shape[1], k), dtype=A.dtype)
     indices = np.empty((A.shape[1], k), dtype=np.int64)
     _cpu.pairwise_topk(
         A, B, k, absolute, col_bias, col_valid, exclude_diagonal, values, indices,
-        plan.block_rows, plan.block_cols, plan.k_chunk, num_threads,
+        plan.block_rows, plan.block_cols, plan.k_chunk, num_threads, clip,
     )
     return values, indices
 
 
-def run_threshold(A, B, threshold, absolute, col_bias, col_valid, exclude_diagonal, max_pairs, plan, num_threads):
+def run_threshold(A, B, threshold, absolute, col_bias, col_valid, exclude_diagonal, max_pairs, plan, num_threads,
+                  clip=False):
     try:
         return _cpu.pairwise_threshold(
             A, B, float(threshold), absolute, col_bias, col_valid, exclude_diagonal, int(max_pairs),
-            plan.block_rows, plan.block_cols, plan.k_chunk, num_threads,
+            plan.block_rows, plan.block_cols, plan.k_chunk, num_threads, clip,
         )
     except ValueError as exc:
         if str(exc) == "too_many_pairs":

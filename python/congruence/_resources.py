@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import sys
 from typing import Iterator, Optional
 
+import numpy as np
 from threadpoolctl import ThreadpoolController
 
 
@@ -28,9 +31,9 @@ def resolve_threads(num_threads: Optional[int]) -> int:
     """Validate ``num_threads`` (None means all available cores)."""
     if num_threads is None:
         return available_cores()
-    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+    if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
         raise ValueError(f"num_threads must be a positive integer or None; got {num_threads!r}")
-    return num_threads
+    return int(num_threads)
 
 
 def available_memory() -> int:
@@ -49,8 +52,11 @@ def resolve_memory_limit(memory_limit: Optional[float]) -> int:
     """Validate ``memory_limit`` in bytes (None: half of the available RAM)."""
     if memory_limit is None:
         return int(DEFAULT_MEMORY_SHARE * available_memory())
-    if isinstance(memory_limit, bool) or not isinstance(memory_limit, (int, float)) or not memory_limit > 0:
+    if (isinstance(memory_limit, bool) or not isinstance(memory_limit, (int, float, np.integer, np.floating))
+            or not memory_limit > 0):
         raise ValueError(f"memory_limit must be a positive number of bytes or None; got {memory_limit!r}")
+    if math.isinf(memory_limit):
+        return sys.maxsize  # no limit
     return int(memory_limit)
 
 

@@ -85,12 +85,11 @@ def knn(
     plan = E.plan_reduction(n_p, n_q, A.shape[0], dtype, threads, budget,
                             E.panel_bytes(A, B) + n_p * k * (dtype.itemsize + 8), k * 24)
     with blas_threads(1):
-        values, indices = E.run_topk(A, B, k, False, bias, None, exclude, plan, threads)
+        values, indices = E.run_topk(A, B, k, False, bias, None, exclude, plan, threads, clip=metric == "cosine")
     if metric == "sqeuclidean":
         d2 = a_norm2[:, None] - 2.0 * values.astype(np.float64)
         np.maximum(d2, 0.0, out=d2)
         values = d2.astype(dtype)
-    elif metric == "cosine":
-        np.clip(values, -1.0, 1.0, out=values)
     values[indices < 0] = np.nan
+    E.canonical_order(values, indices, descending=metric != "sqeuclidean")
     return wrap_like(values, hp), wrap_like(indices, hp)

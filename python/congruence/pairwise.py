@@ -200,9 +200,8 @@ def topk_correlation(
                             E.panel_bytes(A, B) + na * k * (item + 8), k * 24)
     valid = None if cols.invalid is None else np.ascontiguousarray(~cols.invalid, dtype=np.uint8)
     with blas_threads(1):
-        values, indices = E.run_topk(A, B, k, bool(absolute), None, valid, exclude, plan, prep.threads)
-    if _bounded(metric):
-        np.clip(values, -1.0, 1.0, out=values)
+        values, indices = E.run_topk(A, B, k, bool(absolute), None, valid, exclude, plan, prep.threads,
+                                     clip=_bounded(metric))
     if rows.invalid is not None:
         values[rows.invalid] = np.nan
         indices[rows.invalid] = -1
@@ -287,12 +286,10 @@ def correlation_pairs(
     valid = None if prep.B.invalid is None else np.ascontiguousarray(~prep.B.invalid, dtype=np.uint8)
     with blas_threads(1):
         rows, cols, vals = E.run_threshold(A, B, threshold, bool(absolute), None, valid, exclude, max_pairs,
-                                           plan, prep.threads)
+                                           plan, prep.threads, clip=_bounded(metric))
     if prep.A.invalid is not None:
         keep = ~prep.A.invalid[rows]
         rows, cols, vals = rows[keep], cols[keep], vals[keep]
-    if _bounded(metric):
-        np.clip(vals, -1.0, 1.0, out=vals)
     return _coo(rows, cols, vals, (na, nb), prep.hx)
 
 

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <vector>
 
 namespace congruence {
@@ -21,13 +22,16 @@ using StopFn = std::function<bool()>;
 
 enum class Status : int { ok = 0, cancelled = 1, too_many_pairs = 2 };
 
-// v_ij = (A^T B)_ij + col_bias[j]; the reductions rank by key = v (or |v| when absolute).
+// v_ij = clamp((A^T B)_ij + col_bias[j], lo, hi); the reductions rank by key = v (or |v| when
+// absolute). Clamping before ranking keeps ties exact for bounded metrics (|r| <= 1).
 struct ReduceSpec {
     std::int64_t k = 1;
     bool absolute = false;
     const double* col_bias = nullptr;           // nb entries, or null
     const std::uint8_t* col_valid = nullptr;    // nb entries (0 = excluded), or null
     bool exclude_diagonal = false;              // skip j == i (self-joins)
+    double lo = -std::numeric_limits<double>::infinity();
+    double hi = std::numeric_limits<double>::infinity();
 };
 
 // Dense C (na x nb, row stride ldc) = A^T B. With symmetric (B == A, na == nb) only the upper

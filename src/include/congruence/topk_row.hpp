@@ -43,10 +43,11 @@ inline void topk_insert(RowTopK& s, double key, double val, std::int64_t j) {
 }
 
 template <class V, bool ABS, bool BIAS>
-inline V value_at(const V* row, const double* bias, std::int64_t j, std::int64_t j0) {
+inline V value_at(const V* row, const double* bias, std::int64_t j, std::int64_t j0, V lo, V hi) {
     V v = row[j];
     if (BIAS) v += static_cast<V>(bias[j0 + j]);
-    return v;
+    v = v < lo ? lo : v;
+    return v > hi ? hi : v;
 }
 
 template <class V, bool ABS>
@@ -56,11 +57,11 @@ inline V key_from(V v) {
 
 template <class V, bool ABS, bool BIAS>
 inline V chunk_max_key(const V* row, const double* bias, std::int64_t c0, std::int64_t c1,
-                       std::int64_t j0) {
+                       std::int64_t j0, V lo, V hi) {
     V m = -std::numeric_limits<V>::infinity();
 #pragma omp simd reduction(max : m)
     for (std::int64_t j = c0; j < c1; ++j) {
-        const V kk = key_from<V, ABS>(value_at<V, ABS, BIAS>(row, bias, j, j0));
+        const V kk = key_from<V, ABS>(value_at<V, ABS, BIAS>(row, bias, j, j0, lo, hi));
         m = kk > m ? kk : m;
     }
     return m;
@@ -69,13 +70,14 @@ inline V chunk_max_key(const V* row, const double* bias, std::int64_t c0, std::i
 template <class V, bool ABS, bool BIAS>
 void scan_topk(const V* row, std::int64_t n, std::int64_t j0, const ReduceSpec& spec,
                std::int64_t excl, RowTopK& s) {
+    const V lo = static_cast<V>(spec.lo), hi = static_cast<V>(spec.hi);
     double thr = s.keys[s.k - 1];
     for (std::int64_t c0 = 0; c0 < n; c0 += kScanChunk) {
         const std::int64_t c1 = c0 + kScanChunk < n ? c0 + kScanChunk : n;
-        if (!(static_cast<double>(chunk_max_key<V, ABS, BIAS>(row, spec.col_bias, c0, c1, j0)) > thr))
+        if (!(static_cast<double>(chunk_max_key<V, ABS, BIAS>(row, spec.col_bias, c0, c1, j0, lo, hi)) > thr))
             continue;
         for (std::int64_t j = c0; j < c1; ++j) {
-            const V v = value_at<V, ABS, BIAS>(row, spec.col_bias, j, j0);
+            const V v = value_at<V, ABS, BIAS>(row, spec.col_bias, j, j0, lo, hi);
             const double kk = static_cast<double>(key_from<V, ABS>(v));
             if (!(kk > thr) || j == excl) continue;
             if (spec.col_valid && !spec.col_valid[j0 + j]) continue;
@@ -88,12 +90,13 @@ void scan_topk(const V* row, std::int64_t n, std::int64_t j0, const ReduceSpec& 
 template <class V, bool ABS, bool BIAS>
 void scan_threshold(const V* row, std::int64_t n, std::int64_t j0, const ReduceSpec& spec,
                     std::int64_t excl, double thr, RowHits& h) {
+    const V lo = static_cast<V>(spec.lo), hi = static_cast<V>(spec.hi);
     for (std::int64_t c0 = 0; c0 < n; c0 += kScanChunk) {
         const std::int64_t c1 = c0 + kScanChunk < n ? c0 + kScanChunk : n;
-        if (!(static_cast<double>(chunk_max_key<V, ABS, BIAS>(row, spec.col_bias, c0, c1, j0)) >= thr))
+        if (!(static_cast<double>(chunk_max_key<V, ABS, BIAS>(row, spec.col_bias, c0, c1, j0, lo, hi)) >= thr))
             continue;
         for (std::int64_t j = c0; j < c1; ++j) {
-            const V v = value_at<V, ABS, BIAS>(row, spec.col_bias, j, j0);
+            const V v = value_at<V, ABS, BIAS>(row, spec.col_bias, j, j0, lo, hi);
             const double kk = static_cast<double>(key_from<V, ABS>(v));
             if (!(kk >= thr) || j == excl) continue;
             if (spec.col_valid && !spec.col_valid[j0 + j]) continue;
