@@ -186,7 +186,7 @@ def test_cosine_ties_created_by_clipping_go_to_lowest_index():
     Q = np.concatenate([p * c for c in (1.0, 3.0, 0.7, 11.0, 0.1)])  # all parallel to p
     v, i = cg.knn(p, Q, k=5, metric="cosine")
     np.testing.assert_array_equal(v, 1.0)  # an exact tie as returned...
-    assert i[0].tolist() == [0, 1, 2, 3, 4]  # ...so index order (got [0, 3, 1, 2, 4])
+    assert i[0].tolist() == [0, 1, 2, 3, 4]  # ...so index order (was [0, 3, 1, 2, 4])
 
 
 _GRID = np.array([[-60.5, -76.5], [-61.25, -75.5], [-60.75, -77.25], [-60.25, -76.5], [-62.0, -77.0],
@@ -199,4 +199,4 @@ def test_sqeuclidean_exact_ties_go_to_lowest_index(precision):
     # quarter-grid points: from point 6, points 1 and 7 are both at squared distance exactly 1.0625
     v, i = cg.knn(_GRID, k=3, precision=precision)
     assert v[6, 1] == v[6, 2] == 1.0625
-    assert i[6].tolist() == [9, 1, 7]  # got [9, 7, 1]
+    assert i[6].tolist() == [9, 1, 7]  # was [9, 7, 1]

@@ -126,10 +126,9 @@ def test_topk_agrees_with_reference(xy, k, absolute, axis, self_join, precision)
     if self_join:
         np.fill_diagonal(R, np.nan)
     rtol, atol = tolerances(compute_is_f64(precision, X, *([] if self_join else [Y])))
-    # check_tie_order=False: exact tie order is tested deterministically in test_topk.py; values
-    # clipped to ±1 after ranking can tie out of index order (xfailed bug there).
-    assert_topk_equivalent(v, i, rv, ri, rtol=rtol, atol=atol, absolute=absolute, ref_matrix=R,
-                           check_tie_order=False)
+    # check_tie_order: equal returned values come in increasing index order (values are clamped
+    # to [-1, 1] before ranking; see test_topk.py::test_ties_created_by_clipping_go_to_lowest_index).
+    assert_topk_equivalent(v, i, rv, ri, rtol=rtol, atol=atol, absolute=absolute, ref_matrix=R)
 
 
 @given(inputs(max_p=12), st.floats(-0.9, 0.9), st.booleans(), st.booleans())
@@ -174,11 +173,10 @@ def test_knn_agrees_with_reference(xy, metric, k, self_join):
     if self_join:
         np.fill_diagonal(M, np.nan)
     rtol, atol = tolerances(compute_is_f64(None, P))
-    # check_tie_order=False: returned values are computed after ranking (cosine clipped to 1,
-    # d^2 = |a|^2 - 2 value), so exact ties can come back out of index order (xfailed bugs in
-    # test_knn.py, where tie order is tested deterministically).
+    # check_tie_order: equal returned values (cosine clamped to 1, d^2 = |a|^2 - 2 value) come in
+    # increasing index order (see the tie tests in test_knn.py).
     assert_topk_equivalent(v, i, rv, ri, rtol=rtol, atol=atol * max(spread, 1e-300) * 5,
-                           largest=(metric != "sqeuclidean"), ref_matrix=M, check_tie_order=False)
+                           largest=(metric != "sqeuclidean"), ref_matrix=M)
 
 
 @given(inputs(two=False), st.integers(0, 1))

@@ -282,9 +282,9 @@ def test_values_are_clipped():
     assert np.abs(v).max() <= 1.0
 
 
-# Two samples: every correlation is exactly ±1 mathematically; the engine's raw products are
-# -1.0 for feature 2 and -1.0000000000000002 for features 0, 1, 3, ranked in that order and only
-# then clipped to [-1, 1], so the returned values are an exact tie that is not in index order.
+# Regression: two samples, every correlation is exactly ±1 mathematically; the raw products are
+# -1.0 for feature 2 and -1.0000000000000002 for features 0, 1, 3. Ranking them before clamping to
+# [-1, 1] returned an exact tie out of index order ([2, 0, 1, 3]).
 _TWO_SAMPLE_X = np.array([[-0.010223388671875, -0.01474761962890625, -0.00469207763671875, -0.00426483154296875],
                           [-0.0006394386291503906, 0.004749298095703125, -0.00403594970703125,
                            -0.0012731552124023438]])
