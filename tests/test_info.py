@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import tempfile
 import sys
 
 import pytest
@@ -43,11 +44,12 @@ def test_public_names():
 
 
 def _run_cli(*args):
+    # Run the package the tests import (installed or editable), from a neutral directory.
     env = dict(os.environ)
-    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python")
-    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(cg.__file__)))
+    env["PYTHONPATH"] = pkg_parent + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.run([sys.executable, "-m", "congruence", *args], capture_output=True, text=True,
-                          timeout=120, env=env)
+                          timeout=120, env=env, cwd=tempfile.gettempdir())
 
 
 def test_cli_info_prints_json():
