@@ -80,6 +80,21 @@ TilePlan make_plan(std::int64_t br, std::int64_t bc, std::int64_t kc, int nt) {
     return p;
 }
 
+ReduceSpec make_spec(std::int64_t k, bool absolute, const py::object& col_bias,
+                     const py::object& col_valid, std::int64_t nb, bool exclude_diagonal, bool clip) {
+    ReduceSpec spec;
+    spec.k = k;
+    spec.absolute = absolute;
+    spec.col_bias = optional_ptr<double>(col_bias, nb, "col_bias");
+    spec.col_valid = optional_ptr<std::uint8_t>(col_valid, nb, "col_valid");
+    spec.exclude_diagonal = exclude_diagonal;
+    if (clip) {
+        spec.lo = -1.0;
+        spec.hi = 1.0;
+    }
+    return spec;
+}
+
 template <class T>
 void dense(const py::array& A, const py::array& B, bool symmetric, py::array& C, std::int64_t br,
            std::int64_t bc, std::int64_t kc, int nt) {
@@ -110,13 +125,7 @@ void topk(const py::array& A, const py::array& B, std::int64_t k, bool absolute,
     if (!(values.flags() & py::array::c_style) || !(indices.flags() & py::array::c_style) ||
         values.size() != a.cols * k || indices.size() != a.cols * k)
         throw std::invalid_argument("pairwise_topk: outputs must be contiguous (na, k)");
-    ReduceSpec spec;
-    spec.k = k;
-    spec.absolute = absolute;
-    spec.col_bias = optional_ptr<double>(col_bias, b.cols, "col_bias");
-    spec.col_valid = optional_ptr<std::uint8_t>(col_valid, b.cols, "col_valid");
-    spec.exclude_diagonal = exclude_diagonal;
-    if (clip) { spec.lo = -1.0; spec.hi = 1.0; }
+    const ReduceSpec spec = make_spec(k, absolute, col_bias, col_valid, b.cols, exclude_diagonal, clip);
     Status s;
     {
         py::gil_scoped_release nogil;
@@ -134,12 +143,7 @@ py::tuple threshold(const py::array& A, const py::array& B, double thr, bool abs
                     int nt, bool clip) {
     View2D a = panel<T>(A, "A"), b = panel<T>(B, "B");
     if (a.rows != b.rows) throw std::invalid_argument("pairwise_threshold: sample counts differ");
-    ReduceSpec spec;
-    spec.absolute = absolute;
-    spec.col_bias = optional_ptr<double>(col_bias, b.cols, "col_bias");
-    spec.col_valid = optional_ptr<std::uint8_t>(col_valid, b.cols, "col_valid");
-    spec.exclude_diagonal = exclude_diagonal;
-    if (clip) { spec.lo = -1.0; spec.hi = 1.0; }
+    const ReduceSpec spec = make_spec(1, absolute, col_bias, col_valid, b.cols, exclude_diagonal, clip);
     auto* out = new PairList<T>();
     py::capsule owner(out, [](void* p) { delete static_cast<PairList<T>*>(p); });
     Status s;

@@ -175,7 +175,7 @@ def _caller_stacklevel() -> int:
 def canonical_order(values: np.ndarray, indices: np.ndarray, *, descending: bool, absolute: bool = False) -> None:
     """Re-sort each row by value, then by index, in place.
 
-    The engine ranks raw products; clipping to [-1, 1] or turning scores into distances afterwards can
+    The engine ranks kNN scores aᵀb − ‖b‖²/2; turning them into d² = ‖a‖² − 2·score afterwards can
     make unequal keys equal, and equal values must come in increasing index order (ties to the lowest
     index). Unfilled slots (index -1, NaN) stay last.
     """
@@ -200,32 +200,33 @@ def point_panels(
     mean (distances unchanged, cancellation removed; METHODS.md §1.5), col_bias = -||b||²/2 so that
     the engine ranks aᵀb - ||b||²/2, and d² = ||a||² - 2·value afterwards.
     """
-    ref = hq if hq is not None else hp
-    P = hp.array
-    moments(P.T, hp.code, num_threads, hp.name)  # NaN/Inf check on the queries
+    # Each input is read by exactly one statistics pass, the one its metric needs; that pass also
+    # rejects NaN/Inf.
+    if metric == "cosine":  # rows scaled to unit norm; zero rows stay zero (similarity 0)
+        def unit(h: HostArray) -> np.ndarray:
+            ss = moments(h.array.T, h.code, num_threads, h.name).sumsq  # per point
+            with np.errstate(divide="ignore"):
+                scale = np.where(ss == 0, 0.0, 1.0 / np.sqrt(np.where(ss == 0, 1.0, ss)))
+            return _transpose_panel(h, dtype, num_threads, col_scale=scale)
+
+        A = unit(hp)
+        return A, (A if hq is None else unit(hq)), None, None
+    mu = moments(hp.array, hp.code, num_threads, hp.name).mean  # per dimension
     if hq is not None:
-        moments(hq.array.T, hq.code, num_threads, hq.name)
-    if metric == "sqeuclidean":
-        mu = moments(ref.array, ref.code, num_threads, ref.name).mean
-        A = _transpose_panel(hp, dtype, num_threads, row_shift=mu)
-        B = A if hq is None else _transpose_panel(hq, dtype, num_threads, row_shift=mu)
-        na2 = moments(A, FLOAT32 if A.dtype == np.float32 else FLOAT64, num_threads, "A").sumsq
-        nb2 = na2 if hq is None else moments(B, FLOAT32 if B.dtype == np.float32 else FLOAT64, num_threads, "B").sumsq
-        return A, B, np.ascontiguousarray(-0.5 * nb2), na2
+        mu = moments(hq.array, hq.code, num_threads, hq.name).mean  # centre by the reference set
     if metric == "inner":
         A = _transpose_panel(hp, dtype, num_threads)
-        B = A if hq is None else _transpose_panel(hq, dtype, num_threads)
-        return A, B, None, None
-    # cosine: rows scaled to unit norm; zero rows stay zero (similarity 0)
-    def unit(h: HostArray) -> np.ndarray:
-        ss = moments(h.array.T, h.code, num_threads, h.name).sumsq
-        with np.errstate(divide="ignore"):
-            scale = np.where(ss == 0, 0.0, 1.0 / np.sqrt(np.where(ss == 0, 1.0, ss)))
-        return _transpose_panel(h, dtype, num_threads, col_scale=scale)
+        return A, (A if hq is None else _transpose_panel(hq, dtype, num_threads)), None, None
+    A = _transpose_panel(hp, dtype, num_threads, row_shift=mu)
+    B = A if hq is None else _transpose_panel(hq, dtype, num_threads, row_shift=mu)
+    na2 = _panel_sumsq(A, num_threads)
+    nb2 = na2 if hq is None else _panel_sumsq(B, num_threads)
+    return A, B, np.ascontiguousarray(-0.5 * nb2), na2
 
-    A = unit(hp)
-    B = A if hq is None else unit(hq)
-    return A, B, None, None
+
+def _panel_sumsq(panel: np.ndarray, num_threads: int) -> np.ndarray:
+    code = FLOAT32 if panel.dtype == np.float32 else FLOAT64
+    return moments(panel, code, num_threads, "panel").sumsq
 
 
 def _transpose_panel(h: HostArray, dtype: np.dtype, num_threads: int, *, row_shift=None, col_scale=None) -> np.ndarray:

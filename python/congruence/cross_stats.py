@@ -330,13 +330,9 @@ class CrossStats:
 
     def _constant(self, diag: np.ndarray, shift: np.ndarray, a: np.ndarray) -> np.ndarray:
         n = self._n
-        raw = diag + self._a_raw_correction(shift, a)  # Σx² from the shifted sums
-        return (diag == 0) | (np.sqrt(diag / n) <= E.CONSTANT_RTOL * np.sqrt(np.maximum(raw, 0.0) / n))
-
-    def _a_raw_correction(self, shift: np.ndarray, a: np.ndarray) -> np.ndarray:
-        # Σx² = Σ(x−x̄)² + n·x̄², with x̄ = s + a/n
-        mean = shift + a / self._n
-        return self._n * mean * mean
+        mean = shift + a / n
+        raw = diag + n * mean * mean  # Σx² = Σ(x − x̄)² + n·x̄²
+        return (diag == 0) | (np.sqrt(diag / n) <= E.CONSTANT_RTOL * np.sqrt(raw / n))
 
     def _corr(self, m: np.ndarray, dx: np.ndarray, dy: np.ndarray, cx: np.ndarray, cy: np.ndarray,
               zero_var: str, names: tuple[str, str]) -> np.ndarray:
@@ -409,7 +405,9 @@ class CrossStats:
 
 
 def _vector(v: Any, name: str) -> np.ndarray:
-    arr = np.array(v, dtype=np.float64).reshape(-1) if not hasattr(v, "detach") else np.array(v.detach().cpu(), dtype=np.float64).reshape(-1)
+    if hasattr(v, "detach"):  # torch tensor (possibly on a GPU: a small vector, copied on purpose)
+        v = v.detach().cpu()
+    arr = np.array(v, dtype=np.float64).reshape(-1)
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or Inf values")
     return arr

@@ -90,6 +90,6 @@ def knn(
         d2 = a_norm2[:, None] - 2.0 * values.astype(np.float64)
         np.maximum(d2, 0.0, out=d2)
         values = d2.astype(dtype)
+        E.canonical_order(values, indices, descending=False)  # rounding in d² can create ties
     values[indices < 0] = np.nan
-    E.canonical_order(values, indices, descending=metric != "sqeuclidean")
     return wrap_like(values, hp), wrap_like(indices, hp)

@@ -58,7 +58,7 @@ struct CancelFlag {
     bool set() const { return flag.load(std::memory_order_relaxed); }
 };
 
-template <class V, class T>
+template <class V>
 void scan_tile_topk(const V* tile, std::int64_t bi, std::int64_t bj, std::int64_t i0,
                     std::int64_t j0, const ReduceSpec& spec, RowTopK* states) {
     for (std::int64_t r = 0; r < bi; ++r) {
@@ -149,9 +149,9 @@ Status pairwise_topk_cpu(const T* A, std::int64_t lda, const T* B, std::int64_t 
                 const std::int64_t nj = std::min(bj, nb - j0);
                 w.compute(A, lda, B, ldb, K, i0, ni, j0, nj, plan);
                 if (w.chunked(K, plan))
-                    scan_tile_topk<double, T>(w.acc.data(), ni, nj, i0, j0, spec, states.data());
+                    scan_tile_topk<double>(w.acc.data(), ni, nj, i0, j0, spec, states.data());
                 else
-                    scan_tile_topk<T, T>(w.tile.data(), ni, nj, i0, j0, spec, states.data());
+                    scan_tile_topk<T>(w.tile.data(), ni, nj, i0, j0, spec, states.data());
             }
             for (std::size_t e = 0; e < sz; ++e) {
                 values[i0 * k + static_cast<std::int64_t>(e)] = static_cast<T>(vals[e]);
