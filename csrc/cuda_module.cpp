@@ -194,8 +194,6 @@ PYBIND11_MODULE(_cuda, m) {
         if (k < 1 || k > cu::kMaxTopK)
             throw std::invalid_argument("pairwise_topk: k must be in [1, " + std::to_string(cu::kMaxTopK) + "]");
         if (segments < 1) throw std::invalid_argument("pairwise_topk: segments must be >= 1");
-        if (segments > 1 && (!scratch_values || !scratch_indices))
-            throw std::invalid_argument("pairwise_topk: segments > 1 needs scratch buffers");
         const cu::Epilogue ep = epilogue(na, nb, absolute, col_bias, col_valid, exclude_diagonal, lo, hi);
         py::gil_scoped_release nogil;
         cu::pairwise_topk_cuda(stream(device, strm), precision(prec), pa, pb, ep, k, ptr<void>(values),

@@ -89,10 +89,12 @@ void pairwise_dense_cuda(const Stream& s, Precision prec, const Panel& a, const 
 // Per row i the k largest keys (v or |v|) over valid j: values (na x k; float64 panels give
 // double, others float) and indices (na x k int64), descending by key, equal keys by increasing j,
 // unfilled slots (NaN, -1). Row-stationary: a block owns kTileRows rows and sweeps its segment of
-// column tiles, keeping the running lists in shared/global scratch it alone touches. With
-// segments > 1 the columns are split into that many contiguous ranges (more blocks for narrow
-// A); scratch_values/scratch_indices then hold segments x na x k partial lists (value type as
-// values, int32 indices) that a merge kernel combines in segment order, preserving the tie rule.
+// column tiles, keeping the running lists in registers (k = 1) or in per-row lists it alone
+// touches. The columns are split into `segments` contiguous ranges (more blocks for narrow A;
+// clamped to the number of column tiles); the partial lists, segments x na x k values (the
+// values' type) and int32 indices, go to scratch_values/scratch_indices when both are given, else
+// to stream-ordered memory of the CUDA pool; a merge kernel combines them in segment order,
+// preserving the tie rule. nb must be below 2^31.
 void pairwise_topk_cuda(const Stream& s, Precision prec, const Panel& a, const Panel& b,
                         const Epilogue& ep, std::int64_t k, void* values, std::int64_t* indices,
                         int segments, void* scratch_values, std::int32_t* scratch_indices);
