@@ -29,4 +29,4 @@ def test_thread_maps_cover_the_tile_exactly_once(tmp_path):
     assert build.returncode == 0, build.stderr
     run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert run.stdout.split() == ["mma:", "ok", "simt:", "ok"]
+    assert run.stdout.split() == ["swizzle:", "ok", "mma:", "ok", "simt:", "ok"]

@@ -311,31 +311,6 @@ void launch_reduce(cudaStream_t st, int multiprocessors, const double* part, i64
     CG_CUDA_CHECK_LAUNCH("moments_reduce");
 }
 
-// Stream-ordered scratch that is released on every exit path (an exception from a later check
-// must not leak it); the normal path frees explicitly so that the free is checked too.
-class AsyncScratch {
-  public:
-    AsyncScratch(std::size_t bytes, cudaStream_t st) : stream_(st) {
-        CG_CUDA_CHECK(cudaMallocAsync(&ptr_, bytes, st));
-    }
-    ~AsyncScratch() {
-        // Unwinding already carries an error; only keep this one from surfacing at a later check.
-        if (ptr_ && cudaFreeAsync(ptr_, stream_) != cudaSuccess) cudaGetLastError();
-    }
-    AsyncScratch(const AsyncScratch&) = delete;
-    AsyncScratch& operator=(const AsyncScratch&) = delete;
-    char* get() const { return static_cast<char*>(ptr_); }
-    void free() {
-        void* p = ptr_;
-        ptr_ = nullptr;
-        CG_CUDA_CHECK(cudaFreeAsync(p, stream_));
-    }
-
-  private:
-    void* ptr_ = nullptr;
-    cudaStream_t stream_;
-};
-
 // ---- standardize ------------------------------------------------------------------------------
 
 constexpr int kTile = 32;

@@ -61,6 +61,31 @@ inline cudaStream_t stream_of(const Stream& s) { return reinterpret_cast<cudaStr
 
 inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 
+// Stream-ordered scratch that is released on every exit path (an exception from a later check
+// must not leak it); the normal path frees explicitly so that the free is checked too.
+class AsyncScratch {
+  public:
+    AsyncScratch(std::size_t bytes, cudaStream_t st) : stream_(st) {
+        if (bytes) CG_CUDA_CHECK(cudaMallocAsync(&ptr_, bytes, st));
+    }
+    ~AsyncScratch() {
+        // Unwinding already carries an error; only keep this one from surfacing at a later check.
+        if (ptr_ && cudaFreeAsync(ptr_, stream_) != cudaSuccess) cudaGetLastError();
+    }
+    AsyncScratch(const AsyncScratch&) = delete;
+    AsyncScratch& operator=(const AsyncScratch&) = delete;
+    char* get() const { return static_cast<char*>(ptr_); }
+    void free() {
+        void* p = ptr_;
+        ptr_ = nullptr;
+        if (p) CG_CUDA_CHECK(cudaFreeAsync(p, stream_));
+    }
+
+  private:
+    void* ptr_ = nullptr;
+    cudaStream_t stream_;
+};
+
 // Load one element of any supported type as double.
 __device__ __forceinline__ double load_as_double(const void* base, Elem e, std::int64_t offset) {
     switch (e) {

@@ -25,12 +25,17 @@ __global__ void __launch_bounds__(kThreads, 1) pairwise_kernel(const Job job) {
     extern __shared__ __align__(16) char smem[];
     const int tid = threadIdx.x;
     const std::int64_t row0 = std::int64_t(blockIdx.x) * kBM;
-    std::int64_t t0 = blockIdx.y, t1 = t0 + 1;
-    if (EPI::kSweep) segment_tiles(job, t0, t1);
+    // Sweeps own a segment of column tiles; the stateless epilogues stride over the column tiles
+    // with gridDim.y (which is capped at 65535) so any width fits one launch.
+    std::int64_t t0 = blockIdx.y, t1 = job.col_tiles, step = gridDim.y;
+    if (EPI::kSweep) {
+        segment_tiles(job, t0, t1);
+        step = 1;
+    }
     EPI epi;
     epi.begin(job, row0, smem, tid);
     const char* a = job.a + row0 * job.lda_bytes;
-    for (std::int64_t t = t0; t < t1; ++t) {
+    for (std::int64_t t = t0; t < t1; t += step) {
         typename ML::Acc acc[ML::kAcc];
         ML::run(a, job.lda_bytes, job.b + t * kBN * job.ldb_bytes, job.ldb_bytes, job.k_bytes, smem, acc, tid);
         epi.tile(job, acc, row0, t * kBN, smem, tid);
@@ -125,6 +130,12 @@ void check_precision_supported(int device, Precision p) {
 }
 
 Job make_job(Precision p, const Panel& a, const Panel& b, const Epilogue& ep) {
+    // The main loops read whole 128-row, 64-element tiles with no bounds checks: refuse any panel
+    // that does not have that shape, whoever the caller is.
+    for (const Panel* q : {&a, &b}) {
+        if (!q->data || q->rows <= 0 || q->rows % kPanelRowAlign || q->k <= 0 || q->k % kPanelKAlign || q->ld < q->k)
+            throw std::invalid_argument("pairwise: panels must be non-null, rows padded to 128, k padded to 64, ld >= k");
+    }
     if (a.k != b.k) throw std::invalid_argument("pairwise: panels differ in their reduction dimension");
     if (ep.na > a.rows || ep.nb > b.rows || ep.na < 1 || ep.nb < 1)
         throw std::invalid_argument("pairwise: logical sizes exceed the panels");
@@ -170,22 +181,9 @@ void launch(const Stream& s, dim3 grid, const Job& job, const char* name) {
 }
 
 dim3 tile_grid(const Job& job) {
-    return dim3(static_cast<unsigned>(ceil_div(job.na, kTileRows)), static_cast<unsigned>(job.col_tiles));
+    return dim3(static_cast<unsigned>(ceil_div(job.na, kTileRows)),
+                static_cast<unsigned>(std::min<std::int64_t>(job.col_tiles, 65535)));
 }
-
-// Stream-ordered scratch that is returned to the pool even when a launch throws.
-struct AsyncBuffer {
-    void* ptr = nullptr;
-    cudaStream_t stream = nullptr;
-    AsyncBuffer(std::size_t bytes, cudaStream_t st) : stream(st) {
-        if (bytes) CG_CUDA_CHECK(cudaMallocAsync(&ptr, bytes, st));
-    }
-    ~AsyncBuffer() {
-        if (ptr) cudaFreeAsync(ptr, stream);
-    }
-    AsyncBuffer(const AsyncBuffer&) = delete;
-    AsyncBuffer& operator=(const AsyncBuffer&) = delete;
-};
 
 template <class ML, int KK>
 void topk_launch(const Stream& s, Job job, void* values, std::int64_t* indices) {
@@ -212,6 +210,7 @@ void pairwise_dense_cuda(const Stream& s, Precision prec, const Panel& a, const 
     check_precision_supported(s.device, prec);
     if (out_elem != Elem::float32 && out_elem != Elem::float64)
         throw std::invalid_argument("pairwise_dense: output must be float32 or float64");
+    if (!c || ldc < ep.nb) throw std::invalid_argument("pairwise_dense: null output or ldc < nb");
     if (accumulate && out_elem != Elem::float64)
         throw std::invalid_argument("pairwise_dense: accumulate needs a float64 output");
     Job job = make_job(prec, a, b, ep);
@@ -235,6 +234,7 @@ void pairwise_topk_cuda(const Stream& s, Precision prec, const Panel& a, const P
     DeviceGuard guard(s);
     check_precision_supported(s.device, prec);
     if (k < 1 || k > kMaxTopK) throw std::invalid_argument("pairwise_topk: k must be in [1, 256]");
+    if (!values || !indices) throw std::invalid_argument("pairwise_topk: null output");
     Job job = make_job(prec, a, b, ep);
     if (segments < 1 || segments > 65535) throw std::invalid_argument("pairwise_topk: segments must be in [1, 65535]");
     job.k = static_cast<int>(k);
@@ -244,10 +244,10 @@ void pairwise_topk_cuda(const Stream& s, Precision prec, const Panel& a, const P
     // Lists go to the caller's scratch when given (its allocator, its memory budget), else to
     // stream-ordered memory released after the merge.
     const bool own = scratch_values == nullptr || scratch_indices == nullptr;
-    AsyncBuffer lv(own ? entries * value_bytes : 0, stream_of(s));
-    AsyncBuffer li(own ? entries * sizeof(std::int32_t) : 0, stream_of(s));
-    job.list_values = own ? lv.ptr : scratch_values;
-    job.list_indices = own ? static_cast<std::int32_t*>(li.ptr) : scratch_indices;
+    AsyncScratch lv(own ? entries * value_bytes : 0, stream_of(s));
+    AsyncScratch li(own ? entries * sizeof(std::int32_t) : 0, stream_of(s));
+    job.list_values = own ? static_cast<void*>(lv.get()) : scratch_values;
+    job.list_indices = own ? reinterpret_cast<std::int32_t*>(li.get()) : scratch_indices;
     with_mainloop(prec, [&](auto tag) {
         using ML = typename decltype(tag)::type;
         if (k <= 32) topk_launch<ML, 1>(s, job, values, indices);
@@ -255,6 +255,8 @@ void pairwise_topk_cuda(const Stream& s, Precision prec, const Panel& a, const P
         else if (k <= 128) topk_launch<ML, 4>(s, job, values, indices);
         else topk_launch<ML, 8>(s, job, values, indices);
     });
+    lv.free();
+    li.free();
 }
 
 std::int64_t pairwise_threshold_cuda(const Stream& s, Precision prec, const Panel& a, const Panel& b,
@@ -264,6 +266,8 @@ std::int64_t pairwise_threshold_cuda(const Stream& s, Precision prec, const Pane
     DeviceGuard guard(s);
     check_precision_supported(s.device, prec);
     Job job = make_job(prec, a, b, ep);
+    if (!counter || capacity < 0 || (capacity > 0 && (!rows || !cols || !values)))
+        throw std::invalid_argument("pairwise_threshold: null outputs or counter");
     job.threshold = threshold;
     job.pair_rows = rows;
     job.pair_cols = cols;

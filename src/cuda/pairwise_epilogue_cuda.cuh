@@ -74,11 +74,11 @@ __device__ __forceinline__ T value_of(const Job& job, T acc, std::int64_t j) {
     return v > hi ? hi : v;
 }
 
-// Block-wide column range of the sweep: one tile for the 2-D grids, a segment for top-k.
+// Column tiles of the sweep's segment y: contiguous, increasing with y, sizes within one of each
+// other (the merge relies on "every index of segment s is below every index of segment s + 1").
 __device__ __forceinline__ void segment_tiles(const Job& job, std::int64_t& t0, std::int64_t& t1) {
-    const std::int64_t per = (job.col_tiles + job.segments - 1) / job.segments;
-    t0 = blockIdx.y * per;
-    t1 = t0 + per < job.col_tiles ? t0 + per : job.col_tiles;
+    t0 = std::int64_t(blockIdx.y) * job.col_tiles / job.segments;
+    t1 = std::int64_t(blockIdx.y + 1) * job.col_tiles / job.segments;
 }
 
 // ----------------------------------------------------------------------------- dense
@@ -303,13 +303,17 @@ struct WarpList {
 template <class ML, int KK>
 struct TopKEpilogue {
     using T = typename ML::Acc;
-    static constexpr int kLds = kBN + 4;
-    static constexpr int kStageBytes = kBM * kLds * static_cast<int>(sizeof(T));
+    // +8: the (e, e+1) pair stores of a warp's fragment rows land in distinct banks.
+    static constexpr int kLds = kBN + 8;
+    // The tile is staged in passes of kPassRows rows so that float64 fits the shared memory of
+    // 99 KB parts too (128 x 136 doubles would need 136 KB).
+    static constexpr int kPassRows = sizeof(T) == 8 ? kBM / 2 : kBM;
+    static constexpr int kStageBytes = kPassRows * kLds * static_cast<int>(sizeof(T));
     // The per-row bars live after the region the main loop reuses, so they survive the sweep.
     static constexpr int kBarOffset = (ML::kSmemBytes > kStageBytes ? ML::kSmemBytes : kStageBytes);
     static constexpr int kSmemBytes = kBarOffset + kBM * static_cast<int>(sizeof(T));
     static constexpr bool kSweep = true;
-    static constexpr int kRowsPerWarp = kBM / (kThreads / 32);
+    static constexpr int kRowsPerWarp = kPassRows / (kThreads / 32);
 
     __device__ T* list_values(const Job& job, std::int64_t i) const {
         return static_cast<T*>(job.list_values) + (std::int64_t(blockIdx.y) * job.na + i) * job.k;
@@ -322,7 +326,7 @@ struct TopKEpilogue {
         T* bars = reinterpret_cast<T*>(smem + kBarOffset);
         if (tid < kBM) bars[tid] = neg_inf<T>();
         const int lane = tid & 31, warp = tid >> 5;
-        for (int r = warp * kRowsPerWarp; r < (warp + 1) * kRowsPerWarp; ++r) {
+        for (int r = warp; r < kBM; r += kThreads / 32) {
             const std::int64_t i = row0 + r;
             if (i >= job.na) break;
             T* lv = list_values(job, i);
@@ -336,47 +340,64 @@ struct TopKEpilogue {
                          int tid) {
         T* stage = reinterpret_cast<T*>(smem);
         T* bars = reinterpret_cast<T*>(smem + kBarOffset);
-#pragma unroll
-        for (int e = 0; e < ML::kAcc; ++e) {
-            const int r = ML::row_of(e, tid), c = ML::col_of(e, tid);
-            const std::int64_t i = row0 + r, j = col0 + c;
-            stage[r * kLds + c] = selectable(job, i, j) ? value_of(job, acc[e], j) : quiet_nan<T>();
-        }
-        __syncthreads();
         const int lane = tid & 31, warp = tid >> 5;
-        for (int r = warp * kRowsPerWarp; r < (warp + 1) * kRowsPerWarp; ++r) {
-            const std::int64_t i = row0 + r;
-            if (i >= job.na) break;
-            const T bar0 = bars[r];
-            T v[4], key[4];
-            unsigned hits[4], any = 0;
 #pragma unroll
-            for (int q = 0; q < 4; ++q) {
-                v[q] = stage[r * kLds + q * 32 + lane];
-                key[q] = key_of(v[q], job.absolute);
-                hits[q] = __ballot_sync(kFullMask, key[q] > bar0);  // NaN (not selectable) never passes
-                any |= hits[q];
+        for (int pass = 0; pass < kBM / kPassRows; ++pass) {
+            const int first = pass * kPassRows;
+            // Accumulator pairs (e, e+1) are adjacent columns of one row: one vector store each.
+#pragma unroll
+            for (int e = 0; e < ML::kAcc; e += 2) {
+                const int r = ML::row_of(e, tid), c = ML::col_of(e, tid);
+                if (r < first || r >= first + kPassRows) continue;
+                const std::int64_t i = row0 + r, j = col0 + c;
+                const T v0 = selectable(job, i, j) ? value_of(job, acc[e], j) : quiet_nan<T>();
+                const T v1 = selectable(job, i, j + 1) ? value_of(job, acc[e + 1], j + 1) : quiet_nan<T>();
+                T* p = stage + (r - first) * kLds + c;
+                if constexpr (sizeof(T) == 4)
+                    *reinterpret_cast<float2*>(p) = make_float2(v0, v1);
+                else
+                    *reinterpret_cast<double2*>(p) = make_double2(v0, v1);
             }
-            if (!any) continue;
-            WarpList<T, KK> list;
-            list.load(list_values(job, i), list_indices(job, i), job.k, job.absolute, lane);
-            T bar = list.bar(job.k);
+            __syncthreads();
+            for (int rr = warp * kRowsPerWarp; rr < (warp + 1) * kRowsPerWarp; ++rr) {
+                const int r = first + rr;
+                const std::int64_t i = row0 + r;
+                if (i >= job.na) break;
+                const T bar0 = bars[r];
+                T v[4], key[4];
+                unsigned hits[4], any = 0;
 #pragma unroll
-            for (int q = 0; q < 4; ++q) {
-                unsigned m = hits[q];
-                while (m) {
-                    const int src = __ffs(m) - 1;
-                    m &= m - 1;
-                    const T ck = __shfl_sync(kFullMask, key[q], src);
-                    const T cv = __shfl_sync(kFullMask, v[q], src);
-                    if (ck > bar) bar = list.insert(ck, cv, static_cast<std::int32_t>(col0 + q * 32 + src), job.k, lane);
+                for (int q = 0; q < 4; ++q) {
+                    v[q] = stage[rr * kLds + q * 32 + lane];
+                    key[q] = key_of(v[q], job.absolute);
+                    hits[q] = __ballot_sync(kFullMask, key[q] > bar0);  // NaN (not selectable) never passes
+                    any |= hits[q];
                 }
+                if (!any) continue;
+                WarpList<T, KK> list;
+                list.load(list_values(job, i), list_indices(job, i), job.k, job.absolute, lane);
+                T bar = list.bar(job.k);
+#pragma unroll
+                for (int q = 0; q < 4; ++q) {
+                    unsigned m = hits[q];
+                    while (m) {
+                        const int src = __ffs(m) - 1;
+                        m &= m - 1;
+                        const T ck = __shfl_sync(kFullMask, key[q], src);
+                        const T cv = __shfl_sync(kFullMask, v[q], src);
+                        if (ck > bar)
+                            bar = list.insert(ck, cv, static_cast<std::int32_t>(col0 + q * 32 + src), job.k, lane);
+                    }
+                }
+                list.store(list_values(job, i), list_indices(job, i), job.k, lane);
+                if (lane == 0) bars[r] = bar;
+                __syncwarp();
             }
-            list.store(list_values(job, i), list_indices(job, i), job.k, lane);
-            if (lane == 0) bars[r] = bar;
-            __syncwarp();
+            // The next pass, or the next tile's main loop, overwrites the staging area. The list
+            // of a row may be handled by another warp in the next pass or tile: this barrier also
+            // makes its global writes visible block-wide.
+            __syncthreads();
         }
-        __syncthreads();  // the next tile's main loop overwrites the staging area
     }
 
     __device__ void end(const Job&, std::int64_t, char*, int) {}

@@ -27,21 +27,27 @@ constexpr int kChunkElems = 256;
 // ----------------------------------------------------------------------------- tensor cores
 enum class MmaKind { tf32, tf32x3, bf16 };
 
-constexpr int kRowBytes = 128;       // one K-tile of one panel row: 32 floats or 64 bf16
-constexpr int kSmemRowBytes = 144;   // +16 B: fragment loads hit 32 distinct banks
-constexpr int kSmemRowWords = kSmemRowBytes / 4;
+constexpr int kRowBytes = 128;  // one K-tile of one panel row: 32 floats or 64 bf16, eight 16-byte chunks
+constexpr int kRowWords = kRowBytes / 4;
 constexpr int kStages = 3;
-constexpr int kStageBytes = (kBM + kBN) * kSmemRowBytes;
+constexpr int kStageBytes = (kBM + kBN) * kRowBytes;
+// 96 KB: fits the 99 KB opt-in limit of sm_86/sm_89 as well as Hopper's 227 KB.
 constexpr int kMmaSmemBytes = kStages * kStageBytes;
+
+// Unpadded rows with the 16-byte chunks XOR-swizzled by (row mod 8): the fragment loads of a warp
+// (rows g = 0..7, words t = 0..3 of one chunk) then hit 32 distinct banks.
+__host__ __device__ constexpr int swizzled_word(int row, int word) {
+    return (((word >> 2) ^ (row & 7)) << 2) | (word & 3);
+}
 
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
     const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem) : "memory");
 }
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
 __device__ __forceinline__ std::uint32_t to_tf32(float x) {
@@ -73,6 +79,8 @@ __device__ __forceinline__ void mma_bf16(float& d0, float& d1, float& d2, float&
 // g = lane / 4 and t = lane % 4, A words (g, t), (g+8, t), (g, t+4), (g+8, t+4); B words
 // (n = g; t), (g; t+4); C (g, 2t), (g, 2t+1), (g+8, 2t), (g+8, 2t+1). Counting A and B in 32-bit
 // words of the K-tile makes the tf32 (1 float/word) and bf16 (2 bf16/word) loads identical.
+// Rows of a fragment start at multiples of 8, so (row mod 8) = g and the swizzle spreads the eight
+// rows of a load over the eight 16-byte chunk positions.
 template <MmaKind KIND>
 struct MmaMainloop {
     using Acc = float;
@@ -104,19 +112,20 @@ struct MmaMainloop {
     __device__ static void load_stage(char* stage, const char* ga, const char* gb, std::int64_t lda_bytes,
                                       std::int64_t ldb_bytes, int kt, int tid) {
         char* sa = stage;
-        char* sb = stage + kBM * kSmemRowBytes;
+        char* sb = stage + kBM * kRowBytes;
 #pragma unroll
         for (int i = 0; i < (kBM * kRowBytes / 16) / kThreads; ++i) {
             const int chunk = tid + i * kThreads;
             const int row = chunk >> 3, col = (chunk & 7) * 16;
-            cp_async16(sa + row * kSmemRowBytes + col, ga + row * lda_bytes + std::int64_t(kt) * kRowBytes + col);
-            cp_async16(sb + row * kSmemRowBytes + col, gb + row * ldb_bytes + std::int64_t(kt) * kRowBytes + col);
+            const int dst = row * kRowBytes + swizzled_word(row, col / 4) * 4;
+            cp_async16(sa + dst, ga + row * lda_bytes + std::int64_t(kt) * kRowBytes + col);
+            cp_async16(sb + dst, gb + row * ldb_bytes + std::int64_t(kt) * kRowBytes + col);
         }
     }
 
     __device__ static void compute_stage(const char* stage, float (&acc)[kAcc], int tid) {
         const std::uint32_t* wa = reinterpret_cast<const std::uint32_t*>(stage);
-        const std::uint32_t* wb = reinterpret_cast<const std::uint32_t*>(stage + kBM * kSmemRowBytes);
+        const std::uint32_t* wb = reinterpret_cast<const std::uint32_t*>(stage + kBM * kRowBytes);
         const int lane = tid & 31, warp = tid >> 5;
         const int g = lane >> 2, t = lane & 3;
         const int m0 = (warp >> 2) * 64, n0 = (warp & 3) * 32;
@@ -127,7 +136,8 @@ struct MmaMainloop {
 #pragma unroll
             for (int ni = 0; ni < kNF; ++ni) {
                 const int n = n0 + ni * 8 + g;
-                const std::uint32_t b0 = wb[n * kSmemRowWords + w], b1 = wb[n * kSmemRowWords + w + 4];
+                const std::uint32_t b0 = wb[n * kRowWords + swizzled_word(n, w)];
+                const std::uint32_t b1 = wb[n * kRowWords + swizzled_word(n, w + 4)];
                 if constexpr (KIND == MmaKind::bf16) {
                     bh[ni][0] = b0;
                     bh[ni][1] = b1;
@@ -143,8 +153,10 @@ struct MmaMainloop {
 #pragma unroll
             for (int mi = 0; mi < kMF; ++mi) {
                 const int m = m0 + mi * 16 + g;
-                const std::uint32_t raw[4] = {wa[m * kSmemRowWords + w], wa[(m + 8) * kSmemRowWords + w],
-                                              wa[m * kSmemRowWords + w + 4], wa[(m + 8) * kSmemRowWords + w + 4]};
+                const std::uint32_t raw[4] = {wa[m * kRowWords + swizzled_word(m, w)],
+                                              wa[(m + 8) * kRowWords + swizzled_word(m + 8, w)],
+                                              wa[m * kRowWords + swizzled_word(m, w + 4)],
+                                              wa[(m + 8) * kRowWords + swizzled_word(m + 8, w + 4)]};
                 std::uint32_t ah[4], al[4];
 #pragma unroll
                 for (int r = 0; r < 4; ++r) {
@@ -276,16 +288,19 @@ struct SimtMainloop {
         const std::int64_t ldb = ldb_bytes / static_cast<std::int64_t>(sizeof(T));
         const int nk = static_cast<int>(k_bytes / static_cast<std::int64_t>(sizeof(T)) / kBK);
         constexpr int kChunkTiles = kChunkElems / kBK;
-        T* sa[2] = {reinterpret_cast<T*>(smem), reinterpret_cast<T*>(smem) + 2 * kBK * kLds};
-        T* sb[2] = {sa[0] + kBK * kLds, sa[1] + kBK * kLds};
+        // Buffer b holds A at base + 2b·kBK·kLds and B right after it; computed, not indexed, so
+        // the pointers stay in registers.
+        T* const base = reinterpret_cast<T*>(smem);
+        auto sa = [base](int b) { return base + b * 2 * kBK * kLds; };
+        auto sb = [base](int b) { return base + b * 2 * kBK * kLds + kBK * kLds; };
         T part[kAcc];
 #pragma unroll
         for (int e = 0; e < kAcc; ++e) acc[e] = T(0), part[e] = T(0);
         T ra[4], rb[4];
         load_regs(A, lda, 0, tid, ra);
         load_regs(B, ldb, 0, tid, rb);
-        store_smem(sa[0], tid, ra);
-        store_smem(sb[0], tid, rb);
+        store_smem(sa(0), tid, ra);
+        store_smem(sb(0), tid, rb);
         __syncthreads();
         for (int kt = 0; kt < nk; ++kt) {
             const int buf = kt & 1;
@@ -294,17 +309,17 @@ struct SimtMainloop {
                 load_regs(B, ldb, kt + 1, tid, rb);
             }
             if constexpr (kTwoLevel) {
-                compute(sa[buf], sb[buf], part, tid);
+                compute(sa(buf), sb(buf), part, tid);
                 if ((kt + 1) % kChunkTiles == 0 || kt + 1 == nk) {
 #pragma unroll
                     for (int e = 0; e < kAcc; ++e) acc[e] += part[e], part[e] = T(0);
                 }
             } else {
-                compute(sa[buf], sb[buf], acc, tid);
+                compute(sa(buf), sb(buf), acc, tid);
             }
             if (kt + 1 < nk) {
-                store_smem(sa[buf ^ 1], tid, ra);
-                store_smem(sb[buf ^ 1], tid, rb);
+                store_smem(sa(buf ^ 1), tid, ra);
+                store_smem(sb(buf ^ 1), tid, rb);
             }
             __syncthreads();
         }

@@ -34,8 +34,31 @@ int check(const char* name) {
     return errors ? 1 : 0;
 }
 
+// The swizzled fragment loads of one warp (rows base + g, words ks*8 + t (+4)) hit 32 banks.
+int check_swizzle() {
+    int errors = 0;
+    for (int base = 0; base < kBM; base += 8)
+        for (int ks = 0; ks < 4; ++ks)
+            for (int plus = 0; plus <= 4; plus += 4) {
+                std::set<int> banks;
+                for (int lane = 0; lane < 32; ++lane) {
+                    const int g = lane >> 2, t = lane & 3, row = base + g;
+                    banks.insert((row * kRowWords + swizzled_word(row, ks * 8 + t + plus)) % 32);
+                }
+                errors += banks.size() != 32;
+            }
+    // and the swizzle is a permutation of each row's words
+    for (int row = 0; row < 8; ++row) {
+        std::set<int> words;
+        for (int w = 0; w < kRowWords; ++w) words.insert(swizzled_word(row, w));
+        errors += words.size() != static_cast<std::size_t>(kRowWords);
+    }
+    std::printf("swizzle: %s\n", errors ? "FAILED" : "ok");
+    return errors ? 1 : 0;
+}
+
 int main() {
-    int bad = 0;
+    int bad = check_swizzle();
     bad |= check<MmaMainloop<MmaKind::tf32>>("mma");
     bad |= check<SimtMainloop<float>>("simt");
     return bad;

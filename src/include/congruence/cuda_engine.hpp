@@ -4,6 +4,7 @@
 // the last error after each launch, and throws std::runtime_error carrying CUDA's message.
 #pragma once
 #include <cstdint>
+#include <limits>
 
 namespace congruence {
 namespace cuda {
@@ -76,7 +77,8 @@ struct Epilogue {
     const double* col_bias = nullptr;       // nb entries or null
     const std::uint8_t* col_valid = nullptr;  // nb entries (0 = never selected) or null
     bool exclude_diagonal = false;          // skip j == i
-    double lo = -1.0 / 0.0, hi = 1.0 / 0.0;  // clamp before ranking (bounded metrics: ±1)
+    double lo = -std::numeric_limits<double>::infinity();  // clamp before ranking (bounded metrics: ±1)
+    double hi = std::numeric_limits<double>::infinity();
 };
 
 // Dense C (na x nb, leading dimension ldc, element out_elem ∈ {float32, float64}) = v_ij, or
@@ -86,7 +88,8 @@ void pairwise_dense_cuda(const Stream& s, Precision prec, const Panel& a, const 
                          const Epilogue& ep, void* c, Elem out_elem, std::int64_t ldc,
                          bool accumulate);
 
-// Per row i the k largest keys (v or |v|) over valid j: values (na x k; float64 panels give
+// Per row i the k largest keys (v or |v|) over valid j (a NaN or -inf key is never selected; the
+// panels are finite, so neither occurs unless col_bias makes it so): values (na x k; float64 panels give
 // double, others float) and indices (na x k int64), descending by key, equal keys by increasing j,
 // unfilled slots (NaN, -1). Row-stationary: a block owns kTileRows rows and sweeps its segment of
 // column tiles, keeping the running lists in registers (k = 1) or in per-row lists it alone
@@ -100,7 +103,7 @@ void pairwise_topk_cuda(const Stream& s, Precision prec, const Panel& a, const P
                         int segments, void* scratch_values, std::int32_t* scratch_indices);
 
 // All (i, j, v_ij) with key >= threshold, written in no particular order into rows/cols/values
-// (capacity entries). Returns the number of qualifying pairs, which may exceed capacity (then
+// (capacity entries; values of the accumulator type: double for float64 panels, else float). Returns the number of qualifying pairs, which may exceed capacity (then
 // only capacity were written and the caller retries with more room). counter: one device int64
 // of scratch. Synchronises the stream.
 std::int64_t pairwise_threshold_cuda(const Stream& s, Precision prec, const Panel& a,
