@@ -228,10 +228,14 @@ def test_float32_sample_chunking_path():
     rng = np.random.default_rng(16)
     X = (rng.standard_normal((6000, 24)) * 0.5 + 300).astype(np.float32)
     Y = (rng.standard_normal((6000, 10)) + X[:, :10] * 0.3).astype(np.float32)
+    # The documented float32 bound is ~1e-7·sqrt(min(n, 4096)) (pairwise.py). Uncentred cosine of
+    # offset data sums 4096 products near 1/4096 each, so its rounding walk is the largest; it
+    # reaches 1.9e-6 with OpenBLAS's SkylakeX (AVX-512) sgemm and stays below 1e-6 with Haswell's.
+    bound = 1e-7 * np.sqrt(4096)
     for metric in METRICS:
         ref = ref_correlation(X, Y, metric=metric)
         err = np.abs(cg.correlation(X, Y, metric=metric) - ref).max() / max(1.0, np.abs(ref).max())
-        assert err <= 1e-6, metric
+        assert err <= (bound if metric == "cosine" else 1e-6), metric
     ref = ref_correlation(X)
     assert np.abs(cg.correlation(X) - ref).max() <= 1e-6
 

@@ -25,6 +25,8 @@ _blas.install(_cpu)
 FEATURE_METRICS = ("pearson", "cosine", "covariance")
 POINT_METRICS = ("sqeuclidean", "inner", "cosine")
 PRECISIONS = ("float32", "float64")
+#: Precisions only the CUDA engine has (tensor cores); the CPU refuses them with a clear message.
+GPU_ONLY_PRECISIONS = ("tf32", "3xtf32", "bf16")
 ZERO_VAR_POLICIES = ("zero", "nan", "raise")
 
 #: A feature is constant when std <= CONSTANT_RTOL * rms (METHODS.md §1.3, float64 accumulation).
@@ -64,10 +66,35 @@ def moments(arr: np.ndarray, code: int, num_threads: int, name: str) -> ColumnMo
     mean, m2, sumsq = np.empty(p), np.empty(p), np.empty(p)
     finite = _cpu.column_stats(arr, code, mean, m2, sumsq, num_threads)
     if not finite:
-        raise ValueError(
-            f"{name} contains NaN or Inf values (or finite values beyond ~1e154 whose squares overflow float64)"
-        )
+        raise ValueError(nonfinite_message(name))
     return ColumnMoments(arr.shape[0], mean, m2, sumsq)
+
+
+def nonfinite_message(name: str) -> str:
+    return f"{name} contains NaN or Inf values (or finite values beyond ~1e154 whose squares overflow float64)"
+
+
+def too_many_pairs_message(max_pairs: int, threshold: float) -> str:
+    return (f"more than max_pairs={max_pairs} pairs reach threshold={threshold}; raise the threshold, "
+            "or raise max_pairs / memory_limit")
+
+
+def reject_gpu_precision(precision, what: str = "the CPU engine") -> None:
+    """The tensor-core precisions exist only for CUDA inputs: say so instead of 'not one of'."""
+    if isinstance(precision, str) and precision in GPU_ONLY_PRECISIONS:
+        raise ValueError(
+            f"precision={precision!r} needs CUDA inputs (torch CUDA tensors or cupy arrays); {what} computes in "
+            "'float32' or 'float64'"
+        )
+
+
+def exclusion(exclude_self: Optional[bool], symmetric: bool, na: int, nb: int) -> bool:
+    """Whether a reduction skips j == i (default: for X against itself)."""
+    if exclude_self is None:
+        return symmetric
+    if exclude_self and na != nb:
+        raise ValueError(f"exclude_self=True needs as many features in X as in Y; got {na} and {nb}")
+    return bool(exclude_self)
 
 
 def check_choice(value: str, allowed: tuple, name: str) -> str:
@@ -80,6 +107,7 @@ def resolve_precision(precision: Optional[str], *inputs: HostArray) -> np.dtype:
     """Compute dtype: float64 when every input is float64, else float32, unless given."""
     if precision is None:
         return np.dtype(np.float64) if all(h.code == FLOAT64 for h in inputs) else np.dtype(np.float32)
+    reject_gpu_precision(precision)
     check_choice(precision, PRECISIONS, "precision")
     return np.dtype(precision)
 
@@ -328,8 +356,5 @@ def run_threshold(A, B, threshold, absolute, col_bias, col_valid, exclude_diagon
         )
     except ValueError as exc:
         if str(exc) == "too_many_pairs":
-            raise MemoryBudgetError(
-                f"more than max_pairs={max_pairs} pairs reach threshold={threshold}; raise the threshold, "
-                "or raise max_pairs / memory_limit"
-            ) from None
+            raise MemoryBudgetError(too_many_pairs_message(max_pairs, threshold)) from None
         raise

@@ -6,8 +6,9 @@ from typing import Any, Optional
 
 import numpy as np
 
+from . import _cuda_engine as CE
 from . import _engine as E
-from ._arrays import as_host_array, check_matrix, wrap_like
+from ._arrays import as_host_array, check_matrix, inputs_on_device, wrap_like
 from ._resources import blas_threads, resolve_memory_limit, resolve_threads
 
 __all__ = ["knn"]
@@ -29,12 +30,14 @@ def knn(
     Parameters
     ----------
     P : array, shape (n_p, d)
-        Query points (rows); any float dtype and strides.
+        Query points (rows); any float dtype and strides; host or GPU (torch CUDA tensors, cupy
+        arrays, ``__cuda_array_interface__`` / DLPack CUDA objects: see
+        :mod:`congruence.pairwise` for streams, devices and result types).
     Q : array, shape (n_q, d), optional
-        Reference points. Default: P itself (a self-join that excludes each point by index, not by
-        zero distance).
+        Reference points, on the same device as P. Default: P itself (a self-join that excludes
+        each point by index, not by zero distance).
     k : int
-        Neighbours per query, 1 ≤ k ≤ number of candidates.
+        Neighbours per query, 1 ≤ k ≤ number of candidates (on the GPU also k ≤ 256).
     metric : {"sqeuclidean", "inner", "cosine"}
         ``d² = ‖a‖² + ‖b‖² − 2aᵀb`` clamped at 0, computed after centring both sets by the reference
         mean (distances unchanged, cancellation removed); inner product (larger is nearer); cosine =
@@ -42,7 +45,8 @@ def knn(
     exclude_self : bool, optional
         Skip j == i. Default: True for a self-join (Q None), else False.
     precision, memory_limit, num_threads
-        As in :func:`congruence.correlation`.
+        As in :func:`congruence.correlation` (GPU inputs also take "3xtf32", "tf32", "bf16";
+        ``num_threads`` is ignored for them).
 
     Returns
     -------
@@ -57,6 +61,9 @@ def knn(
     points, so distances much smaller than the spread of the data are resolved less precisely than
     with explicit differences; use ``precision="float64"`` when that matters.
     """
+    if inputs_on_device(P=P, Q=Q):
+        return CE.knn(P, Q, k, metric=metric, exclude_self=exclude_self, precision=precision,
+                      memory_limit=memory_limit, num_threads=num_threads)
     E.check_choice(metric, E.POINT_METRICS, "metric")
     threads = resolve_threads(num_threads)
     budget = resolve_memory_limit(memory_limit)

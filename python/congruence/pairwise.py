@@ -1,16 +1,53 @@
 """Pairwise statistics between the features (columns) of two activation matrices.
 
-All functions run on the tiled CPU engine: the product between standardised panels is computed
-tile by tile and reduced on the fly, so the reductions (:func:`topk_correlation`,
-:func:`max_correlation`, :func:`correlation_pairs`) never allocate ``n_x × n_y``.
+All functions run on a tiled engine: the product between standardised panels is computed tile by
+tile and reduced on the fly, so the reductions (:func:`topk_correlation`, :func:`max_correlation`,
+:func:`correlation_pairs`) never allocate ``n_x × n_y``. Host inputs (numpy arrays, CPU torch
+tensors, array-protocol objects) run on the CPU engine (OpenMP over the BLAS); GPU inputs run on
+the CUDA engine.
+
+GPU inputs
+----------
+torch CUDA tensors, cupy arrays and any object exposing ``__cuda_array_interface__`` or a DLPack
+CUDA device are read in place (zero-copy, any strides; cupy's negative strides too). All inputs of
+one call must be on the same device: host and GPU inputs mixed, or inputs on two GPUs, raise
+``ValueError`` naming the arguments (nothing is ever copied between host and GPU silently). The
+work is queued on the caller's *current stream* (``torch.cuda.current_stream()`` for torch,
+``cupy.cuda.get_current_stream()`` for cupy and the protocol objects); inputs produced on another
+stream are waited on with an event. The statistics pass copies one NaN/Inf flag to the host (a
+stream synchronisation), :func:`correlation_pairs` also the pair count; nothing else synchronises.
+Results are arrays of the caller's library on the same device (torch in -> torch out; cupy,
+``__cuda_array_interface__`` or DLPack in -> cupy out). ``num_threads`` is ignored for GPU inputs;
+``memory_limit`` bounds what the call allocates on the device (default: 80% of the free device
+memory plus the library's pooled free memory). Top-k reductions on the GPU take k ≤ 256.
 
 Precision modes
 ---------------
-``"float32"`` (default unless every input is float64): data are centred and scaled in float64,
-rounded to float32, multiplied by the BLAS's sgemm over at most 4096 samples at a time, and the
-partial products are summed in float64. Measured error against a float64 reference on offset data
-(|mean|/std = 1e3, 4096 samples): ≤ 5e-7; expect roughly ``1e-7·sqrt(min(n, 4096))``.
-``"float64"``: the same with dgemm; error ~1e-15. Statistics are always accumulated in float64.
+Statistics (means, norms, the shifts of the centring) are always accumulated in float64 and the
+data are centred and scaled in float64 before the single rounding to the compute precision
+(METHODS.md §1.2), so the error bounds below do not grow with |mean|/std.
+
+CPU engine:
+
+``"float32"`` (default unless every input is float64): rounded to float32, multiplied by the BLAS's
+sgemm over at most 4096 samples at a time, the partial products summed in float64. Measured error
+against a float64 reference on offset data (|mean|/std = 1e3, 4096 samples): ≤ 5e-7; expect
+roughly ``1e-7·sqrt(min(n, 4096))``.
+``"float64"``: the same with dgemm; error ~1e-15.
+
+CUDA engine (default: float64 if every input is float64, else ``"3xtf32"`` on compute capability
+≥ 8.0 and ``"float32"`` below). The bounds are the design targets from METHODS.md §1.2's
+measurements (absolute error of correlations, relative to the statistic's scale for covariance);
+they are what the GPU test suite checks, and they have **not yet been verified on a GPU**:
+
+``"float32"``: SIMT FP32 fused multiply-adds over all samples in one pass: ≈ ``1e-7·sqrt(n)``.
+``"3xtf32"``: tensor cores with each float32 split into two TF32 numbers (three products), about
+float32 accuracy: ≈ 1e-6.
+``"tf32"``: tensor cores on inputs rounded to TF32 (10-bit mantissa) after centring: ≈ 1e-5…1e-4.
+``"bf16"``: bfloat16 panels (8-bit mantissa) after centring, FP32 accumulation: ≈ 1e-3…1e-2.
+``"float64"``: SIMT FP64: ≈ 1e-15.
+``"tf32"``, ``"3xtf32"`` and ``"bf16"`` exist only on the GPU; the CPU engine refuses them with a
+ValueError. Dense and top-k values are float32 for every GPU mode except float64.
 
 References
 ----------
@@ -25,8 +62,9 @@ from typing import Any, Optional
 
 import numpy as np
 
+from . import _cuda_engine as CE
 from . import _engine as E
-from ._arrays import HostArray, as_host_array, check_matrix, wrap_like
+from ._arrays import HostArray, as_host_array, check_matrix, inputs_on_device, wrap_like
 from ._resources import blas_threads, resolve_memory_limit, resolve_threads
 
 __all__ = ["correlation", "topk_correlation", "max_correlation", "correlation_pairs"]
@@ -87,16 +125,19 @@ def correlation(
     Parameters
     ----------
     X : array, shape (n_samples, n_x)
-        numpy array, CPU torch tensor or array-protocol object; float16, bfloat16, float32 or
-        float64; any strides (read in place, never copied as a whole).
+        numpy array, torch tensor (CPU or CUDA), cupy array or array-protocol object
+        (``__array__``, ``__dlpack__``, ``__cuda_array_interface__``); float16, bfloat16,
+        float32 or float64; any strides (read in place, never copied as a whole).
     Y : array, shape (n_samples, n_y), optional
-        Defaults to X (the symmetric self-matrix, computed with half the multiply-adds).
+        Defaults to X (the symmetric self-matrix; on the CPU computed with half the
+        multiply-adds). Must be on the same device as X.
     metric : {"pearson", "cosine", "covariance"}
         ``r_ij = C_ij / (σ_i τ_j)``; ``c_ij = <x_i, y_j> / (‖x_i‖ ‖y_j‖)`` (uncentred);
         ``C_ij = Σ_s (X_si − μ_i)(Y_sj − ν_j) / (n − ddof)``.
-    precision : {"float32", "float64"}, optional
-        Compute precision (see the module docstring for error bounds). Default: float64 if every
-        input is float64, else float32.
+    precision : {"float32", "float64", "3xtf32", "tf32", "bf16"}, optional
+        Compute precision (see the module docstring for each mode's error bound). Default:
+        float64 if every input is float64, else float32 on the CPU and 3xtf32 on GPUs of compute
+        capability ≥ 8.0 (float32 below). "3xtf32", "tf32" and "bf16" need GPU inputs.
     ddof : int
         Delta degrees of freedom for ``metric="covariance"``.
     zero_var : {"zero", "nan", "raise"}
@@ -104,17 +145,21 @@ def correlation(
         0 with a :class:`ConstantFeatureWarning` (default), NaN, or ValueError. Covariance is always
         defined.
     memory_limit : float, optional
-        Bytes the call may allocate (default: half the available RAM); refused up front if the
-        output and the standardised copies do not fit.
+        Bytes the call may allocate (default: half the available RAM; for GPU inputs 80% of the
+        free device memory); refused up front if the output and the standardised copies do not
+        fit.
     num_threads : int, optional
-        Threads (default: all available cores).
+        Threads (default: all available cores). Ignored for GPU inputs.
 
     Returns
     -------
     array, shape (n_x, n_y)
-        In the caller's array type (numpy or torch), dtype float32 or float64 per ``precision``.
-        Pearson and cosine values are clipped to [-1, 1].
+        In the caller's array type and device (numpy, torch, cupy), dtype float64 for
+        ``precision="float64"``, else float32. Pearson and cosine values are clipped to [-1, 1].
     """
+    if inputs_on_device(X=X, Y=Y):
+        return CE.correlation(X, Y, metric=metric, precision=precision, ddof=ddof, zero_var=zero_var,
+                              memory_limit=memory_limit, num_threads=num_threads)
     prep = _prepare(X, Y, metric=metric, precision=precision, ddof=ddof, zero_var=zero_var,
                     num_threads=num_threads, memory_limit=memory_limit)
     A, B = prep.A.data, prep.B.data
@@ -132,12 +177,7 @@ def correlation(
     return wrap_like(out, prep.hx)
 
 
-def _exclusion(exclude_self: Optional[bool], symmetric: bool, na: int, nb: int) -> bool:
-    if exclude_self is None:
-        return symmetric
-    if exclude_self and na != nb:
-        raise ValueError(f"exclude_self=True needs as many features in X as in Y; got {na} and {nb}")
-    return bool(exclude_self)
+_exclusion = E.exclusion
 
 
 def topk_correlation(
@@ -162,7 +202,7 @@ def topk_correlation(
     X, Y : arrays, shapes (n_samples, n_x) and (n_samples, n_y)
         As in :func:`correlation`; Y defaults to X.
     k : int
-        Partners per feature (1 ≤ k ≤ number of candidates).
+        Partners per feature (1 ≤ k ≤ number of candidates; on the GPU also k ≤ 256).
     absolute : bool
         Rank by |value| (the signed value is returned).
     axis : {1, 0}
@@ -185,9 +225,15 @@ def topk_correlation(
     -----
     Cost: 2·n_samples·n_x·n_y flops at the BLAS rate plus a vectorised scan per tile; memory:
     the standardised inputs, one tile per thread (≤ 1024 × 2048) and the (n_rows, k) outputs.
+    On the GPU, thread blocks own 128 rows and sweep a segment of the column tiles, keeping their
+    running lists on chip; segments are merged in order (ties still go to the lowest index).
     """
     if axis not in (0, 1):
         raise ValueError(f"axis must be 0 or 1; got {axis!r}")
+    if inputs_on_device(X=X, Y=Y):
+        return CE.topk_correlation(X, Y, k, absolute=bool(absolute), axis=axis, exclude_self=exclude_self,
+                                   metric=metric, precision=precision, ddof=ddof, zero_var=zero_var,
+                                   memory_limit=memory_limit, num_threads=num_threads)
     prep = _prepare(X, Y, metric=metric, precision=precision, ddof=ddof, zero_var=zero_var,
                     num_threads=num_threads, memory_limit=memory_limit)
     rows, cols = (prep.A, prep.B) if axis == 1 else (prep.B, prep.A)
@@ -267,11 +313,18 @@ def correlation_pairs(
 
     Returns
     -------
-    scipy.sparse.coo_array (numpy input) or torch sparse COO tensor (torch input)
-        Shape (n_x, n_y), entries sorted by (i, j), values in the compute precision.
+    scipy.sparse.coo_array (numpy input), torch sparse COO tensor (torch input, CPU or CUDA) or
+    cupyx.scipy.sparse.coo_matrix (cupy / protocol GPU input; int32 indices, cupyx's convention)
+        Shape (n_x, n_y), entries sorted by (i, j), values in the compute precision (float32 for
+        every GPU mode but float64). On the GPU the kernel appends pairs to buffers sized for
+        min(max_pairs, 2^22) pairs; when more qualify it is run once more with exact buffers.
     """
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) or not np.isfinite(threshold):
         raise ValueError(f"threshold must be a finite number; got {threshold!r}")
+    if inputs_on_device(X=X, Y=Y):
+        return CE.correlation_pairs(X, Y, threshold, absolute=bool(absolute), exclude_self=exclude_self,
+                                    max_pairs=max_pairs, metric=metric, precision=precision, ddof=ddof,
+                                    zero_var=zero_var, memory_limit=memory_limit, num_threads=num_threads)
     prep = _prepare(X, Y, metric=metric, precision=precision, ddof=ddof, zero_var=zero_var,
                     num_threads=num_threads, memory_limit=memory_limit)
     A, B = prep.A.data, prep.B.data

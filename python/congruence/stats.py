@@ -7,8 +7,9 @@ from typing import Any, Optional
 
 import numpy as np
 
+from . import _cuda_engine as CE
 from . import _engine as E
-from ._arrays import as_host_array, check_matrix, wrap_like
+from ._arrays import as_host_array, check_matrix, inputs_on_device, wrap_like
 from ._resources import resolve_threads
 
 __all__ = ["ColumnStats", "column_stats"]
@@ -45,16 +46,22 @@ def column_stats(X: Any, *, ddof: int = 1, num_threads: Optional[int] = None) ->
     Parameters
     ----------
     X : array, shape (n_samples, n_features)
-        Any float dtype, any strides; read in place.
+        Any float dtype, any strides; read in place. GPU arrays (torch CUDA, cupy, protocol
+        objects) run on the CUDA statistics kernel on the caller's current stream.
     ddof : int
         Delta degrees of freedom of ``var`` (0 ≤ ddof < n_samples).
     num_threads : int, optional
+        Ignored for GPU inputs.
 
     Returns
     -------
     ColumnStats
-        Arrays in the caller's array type, float64.
+        Arrays in the caller's array type and device, float64 (``constant``: bool).
     """
+    if inputs_on_device(X=X):
+        s = CE.column_stats(X, ddof=ddof, num_threads=num_threads)
+        return ColumnStats(n_samples=s["n_samples"], mean=s["mean"], var=s["var"], std=s["std"], sumsq=s["sumsq"],
+                           constant=s["constant"])
     h = as_host_array(X, "X")
     check_matrix(h, min_rows=2)
     n = h.shape[0]
