@@ -8,8 +8,6 @@
 //                      merges its rows' candidates into a sorted list with warp shuffles.
 // Value v = clamp(acc + col_bias[j], lo, hi); key = |v| when absolute, else v. Ties: lowest j.
 #pragma once
-#include <cuda_runtime.h>
-
 #include <cstdint>
 #include <limits>
 

@@ -4,8 +4,17 @@
 //   SimtMainloop<T>    plain FFMA/DFMA (float32, float64), register-staged double buffering.
 // Both leave the tile in per-thread accumulators with a fixed coordinate map (row_of/col_of), so
 // the epilogues (pairwise_epilogue_cuda.cuh) are written once for every precision.
+//
+// Built with CONGRUENCE_HOST_EMULATION defined, the instruction wrappers below call the CPU
+// emulator of tests/cuda_host/simt_emulator.hpp instead of inline PTX, so the host tests can run
+// these exact kernels without a GPU.
 #pragma once
+#ifndef CONGRUENCE_HOST_EMULATION
 #include <cuda_runtime.h>
+#define CG_DYNAMIC_SHARED(name) extern __shared__ __align__(16) char name[]
+#else
+#define CG_DYNAMIC_SHARED(name) char* name = static_cast<char*>(::cgemu::dynamic_shared())
+#endif
 
 #include <cstdint>
 
@@ -40,6 +49,7 @@ __host__ __device__ constexpr int swizzled_word(int row, int word) {
     return (((word >> 2) ^ (row & 7)) << 2) | (word & 3);
 }
 
+#ifndef CONGRUENCE_HOST_EMULATION
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
     const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem) : "memory");
@@ -73,6 +83,23 @@ __device__ __forceinline__ void mma_bf16(float& d0, float& d1, float& d2, float&
         : "+f"(d0), "+f"(d1), "+f"(d2), "+f"(d3)
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
+#else  // the CPU emulator's versions (tests/cuda_host/simt_emulator.hpp)
+inline void cp_async16(void* smem, const void* gmem) { ::cgemu::cp_async16(smem, gmem); }
+inline void cp_async_commit() { ::cgemu::cp_async_commit(); }
+template <int N>
+inline void cp_async_wait() {
+    ::cgemu::cp_async_wait(N);
+}
+inline std::uint32_t to_tf32(float x) { return ::cgemu::to_tf32(x); }
+inline void mma_tf32(float& d0, float& d1, float& d2, float& d3, const std::uint32_t (&a)[4],
+                     const std::uint32_t (&b)[2]) {
+    ::cgemu::mma<false>(d0, d1, d2, d3, a, b);
+}
+inline void mma_bf16(float& d0, float& d1, float& d2, float& d3, const std::uint32_t (&a)[4],
+                     const std::uint32_t (&b)[2]) {
+    ::cgemu::mma<true>(d0, d1, d2, d3, a, b);
+}
+#endif
 
 // Warp grid 2 (rows) x 4 (cols); a warp owns 64 x 32 as 4 x 4 fragments of 16 x 8.
 // Fragment layouts are those of the PTX ISA for m16n8k8 (tf32) and m16n8k16 (bf16): with

@@ -1,0 +1,363 @@
+// A small emulator of the CUDA execution model, for running the project's device code on a CPU
+// (no GPU is needed). Used only by the host tests in tests/cuda_host/.
+//
+// Every CUDA thread of a block is a fiber on one OS thread; a scheduler runs them
+// round-robin, forwards or backwards, switching at every barrier and warp collective. So:
+//   - __syncthreads / __syncwarp are real barriers; a barrier that some threads never reach is
+//     reported as a deadlock (the divergent-barrier bug);
+//   - shuffles, ballots and mma.sync exchange values between the lanes of a warp;
+//   - cp.async copies are deferred to the issuing thread's cp.async.wait_group, so a read of a
+//     stage before its wait sees stale data, as it could on a GPU;
+//   - running the same launch with both scheduling orders and comparing the outputs bit for bit
+//     exposes reads of shared memory that no barrier orders.
+// mma.sync's fragment layouts are taken from the PTX ISA's tables (written here independently of
+// the kernels' own coordinate maps); products are summed in double and rounded to float.
+// What it cannot show: timing, real memory-model effects between blocks, hardware rounding of the
+// tensor cores, and anything the real compiler does differently.
+#pragma once
+#if !defined(__x86_64__)
+#include <ucontext.h>
+#endif
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <vector>
+
+#define __device__
+#define __host__
+#define __global__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __align__(n) alignas(n)
+
+struct dim3 {
+    unsigned x, y, z;
+    constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+struct uint3 {
+    unsigned x = 0, y = 0, z = 0;
+};
+struct alignas(8) float2 {
+    float x, y;
+};
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+struct alignas(16) double2 {
+    double x, y;
+};
+inline float2 make_float2(float x, float y) { return {x, y}; }
+inline double2 make_double2(double x, double y) { return {x, y}; }
+inline float fma(float a, float b, float c) { return std::fma(a, b, c); }
+inline float __uint_as_float(std::uint32_t u) {
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+inline std::uint32_t __float_as_uint(float f) {
+    std::uint32_t u;
+    std::memcpy(&u, &f, 4);
+    return u;
+}
+inline int __popc(unsigned x) { return __builtin_popcount(x); }
+inline int __ffs(unsigned x) { return __builtin_ffs(static_cast<int>(x)); }
+[[noreturn]] inline void __trap() {
+    std::fprintf(stderr, "__trap() reached\n");
+    std::abort();
+}
+inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
+    const unsigned long long old = *p;  // one OS thread: fibers switch only at collectives
+    *p = old + v;
+    return old;
+}
+
+namespace cgemu {
+
+// ---- fibers. On x86-64 a six-register stack switch (a top-k test does tens of millions of
+// switches; swapcontext's signal-mask system call would make that minutes); ucontext elsewhere.
+#if defined(__x86_64__)
+extern "C" void cgemu_switch(void** save_sp, void* load_sp);
+asm(R"(
+    .text
+    .globl cgemu_switch
+    .type cgemu_switch, @function
+cgemu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size cgemu_switch, .-cgemu_switch
+)");
+struct Context {
+    void* sp = nullptr;
+};
+inline void switch_to(Context& from, Context& to) { cgemu_switch(&from.sp, to.sp); }
+inline void start_context(Context& c, char* stack, std::size_t bytes, void (*entry)()) {
+    auto top = reinterpret_cast<std::uintptr_t>(stack + bytes) & ~std::uintptr_t(15);
+    void** sp = reinterpret_cast<void**>(top);
+    *--sp = nullptr;                         // entry's (unused) return address: rsp = 8 mod 16 at entry
+    *--sp = reinterpret_cast<void*>(entry);  // where the first switch "returns" to
+    for (int i = 0; i < 6; ++i) *--sp = nullptr;
+    c.sp = sp;
+}
+#else
+struct Context {
+    ucontext_t uc;
+};
+inline void switch_to(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
+inline void start_context(Context& c, char* stack, std::size_t bytes, void (*entry)()) {
+    getcontext(&c.uc);
+    c.uc.uc_stack.ss_sp = stack;
+    c.uc.uc_stack.ss_size = bytes;
+    c.uc.uc_link = nullptr;
+    makecontext(&c.uc, entry, 0);
+}
+#endif
+
+constexpr int kSlotWords = 12;  // per lane per collective: mma needs a[4] + b[2] + c[4]
+
+struct Copy {
+    void* dst;
+    const void* src;
+};
+
+struct Block;
+inline Block* g_block = nullptr;
+inline uint3 g_thread, g_block_idx;
+inline dim3 g_grid, g_block_dim;
+
+struct Block {
+    enum class State { runnable, waiting, done };
+    unsigned threads = 0;
+    std::vector<Context> ctx;
+    std::vector<std::unique_ptr<char[]>> stacks;
+    std::vector<State> state;
+    std::vector<int> wait_kind;  // 0 none, 1 warp, 2 block
+    std::vector<unsigned> collective;  // per thread: collectives done (selects the slot buffer)
+    std::vector<std::uint32_t> slots;  // [warp][2][lane][kSlotWords]
+    std::vector<int> warp_arrived;
+    int block_arrived = 0;
+    std::vector<std::vector<std::vector<Copy>>> groups;  // per thread: committed cp.async groups
+    std::vector<std::vector<Copy>> open_group;          // per thread: copies since the last commit
+    std::unique_ptr<char[]> smem_raw;
+    char* smem = nullptr;
+    std::function<void()> body;
+    Context main;
+    unsigned current = 0;
+
+    std::uint32_t* slot(unsigned warp, unsigned gen, unsigned lane) {
+        return &slots[((warp * 2 + gen) * 32 + lane) * kSlotWords];
+    }
+};
+
+inline unsigned tid() { return g_thread.x; }
+
+inline void yield() { switch_to(g_block->ctx[tid()], g_block->main); }
+
+// A fiber's whole life: the kernel body, then back to the scheduler for good.
+inline void fiber_entry() {
+    g_block->body();
+    g_block->state[tid()] = Block::State::done;
+    yield();
+    std::abort();  // a finished fiber is never resumed
+}
+
+// Wait until every (non-finished) thread of the warp (kind 1) or block (kind 2) has arrived.
+inline void barrier(int kind) {
+    Block& b = *g_block;
+    const unsigned t = tid();
+    const unsigned first = kind == 1 ? (t & ~31u) : 0, count = kind == 1 ? 32 : b.threads;
+    int& arrived = kind == 1 ? b.warp_arrived[t >> 5] : b.block_arrived;
+    ++arrived;
+    if (arrived == static_cast<int>(count)) {
+        arrived = 0;
+        for (unsigned u = first; u < first + count; ++u)
+            if (b.wait_kind[u] == kind) b.wait_kind[u] = 0, b.state[u] = Block::State::runnable;
+        yield();  // let the others run first: exposes order dependence
+        return;
+    }
+    b.wait_kind[t] = kind;
+    b.state[t] = Block::State::waiting;
+    yield();
+}
+
+inline void* dynamic_shared() { return g_block->smem; }
+
+// One warp collective: deposit `words` words, wait for the warp, read from other lanes.
+inline std::uint32_t* deposit(const std::uint32_t* words, int n) {
+    Block& b = *g_block;
+    const unsigned t = tid(), gen = b.collective[t]++ & 1u;
+    std::memcpy(b.slot(t >> 5, gen, t & 31), words, 4 * n);
+    barrier(1);
+    return b.slot(t >> 5, gen, 0);  // lane l's words at [l * kSlotWords]
+}
+
+template <class T>
+T shfl(T v, int src) {
+    std::uint32_t w[2] = {0, 0};
+    std::memcpy(w, &v, sizeof(T));
+    const std::uint32_t* all = deposit(w, 2);
+    T r;
+    std::memcpy(&r, all + (src & 31) * kSlotWords, sizeof(T));
+    return r;
+}
+
+inline unsigned ballot(bool pred) {
+    const std::uint32_t w = pred ? 1u : 0u;
+    const std::uint32_t* all = deposit(&w, 1);
+    unsigned m = 0;
+    for (int l = 0; l < 32; ++l) m |= (all[l * kSlotWords] & 1u) << l;
+    return m;
+}
+
+// ---- cp.async: deferred to the issuing thread's wait_group
+inline void cp_async16(void* dst, const void* src) { g_block->open_group[tid()].push_back({dst, src}); }
+inline void cp_async_commit() {
+    Block& b = *g_block;
+    b.groups[tid()].push_back(std::move(b.open_group[tid()]));
+    b.open_group[tid()].clear();
+}
+inline void cp_async_wait(int pending) {
+    auto& g = g_block->groups[tid()];
+    while (static_cast<int>(g.size()) > pending) {
+        for (const Copy& c : g.front()) std::memcpy(c.dst, c.src, 16);
+        g.erase(g.begin());
+    }
+}
+
+// ---- numerics of the tensor-core instructions
+inline std::uint32_t to_tf32(float x) {  // cvt.rna.tf32.f32: nearest, ties away from zero
+    std::uint32_t u = __float_as_uint(x);
+    if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
+    return u;
+}
+inline float tf32_value(std::uint32_t u) { return __uint_as_float(u & 0xffffe000u); }
+inline float bf16_value(std::uint32_t word, int half) { return __uint_as_float((half ? word >> 16 : word & 0xffffu) << 16); }
+
+// mma.sync m16n8k8 (tf32) and m16n8k16 (bf16), row.col, f32 accumulate. Layouts from the PTX ISA
+// ("Matrix fragments for mma.m16n8k8 / m16n8k16 with floating point type"), with
+// groupID = lane >> 2 and threadID_in_group = lane % 4:
+//   A (row-major, M x K): tf32 a_i: row = groupID + 8·(i % 2), col = tig + 4·(i / 2);
+//                          bf16 a_i holds cols 2·tig + {0,1} + 8·(i / 2), row = groupID + 8·(i % 2).
+//   B (col-major, K x N): tf32 b_i: row = tig + 4·i, col = groupID; bf16 b_i: rows 2·tig + {0,1} + 8·i.
+//   C/D (M x N): c_i: row = groupID + 8·(i / 2), col = 2·tig + (i % 2).
+template <bool BF16>
+void mma(float& d0, float& d1, float& d2, float& d3, const std::uint32_t (&a)[4], const std::uint32_t (&b)[2]) {
+    std::uint32_t mine[10] = {a[0], a[1], a[2], a[3], b[0], b[1], __float_as_uint(d0), __float_as_uint(d1),
+                              __float_as_uint(d2), __float_as_uint(d3)};
+    const std::uint32_t* all = deposit(mine, 10);
+    auto lane_of = [&](int l) { return all + l * kSlotWords; };
+    constexpr int K = BF16 ? 16 : 8;
+    auto A = [&](int row, int col) -> double {
+        if (BF16) {
+            const int word = col / 2, half = col % 2;
+            const int lane = (row % 8) * 4 + word % 4, reg = (row / 8) + 2 * (word / 4);
+            return bf16_value(lane_of(lane)[reg], half);
+        }
+        const int lane = (row % 8) * 4 + col % 4, reg = (row / 8) + 2 * (col / 4);
+        return tf32_value(lane_of(lane)[reg]);
+    };
+    auto B = [&](int k, int n) -> double {
+        if (BF16) {
+            const int word = k / 2, half = k % 2;
+            const int lane = n * 4 + word % 4, reg = word / 4;
+            return bf16_value(lane_of(lane)[4 + reg], half);
+        }
+        const int lane = n * 4 + k % 4, reg = k / 4;
+        return tf32_value(lane_of(lane)[4 + reg]);
+    };
+    const int l = static_cast<int>(tid() & 31), g = l >> 2, t = l & 3;
+    float* d[4] = {&d0, &d1, &d2, &d3};
+    for (int i = 0; i < 4; ++i) {
+        const int row = g + 8 * (i / 2), col = 2 * t + (i % 2);
+        double s = __uint_as_float(mine[6 + i]);
+        for (int k = 0; k < K; ++k) s += A(row, k) * B(k, col);
+        *d[i] = static_cast<float>(s);
+    }
+}
+
+// Run `body` for every thread of every block of `grid` (blocks one after another).
+inline void launch(dim3 grid, unsigned threads, std::size_t smem_bytes, const std::function<void()>& body,
+                   bool reverse = false, std::size_t stack_bytes = 256 * 1024) {
+    g_grid = grid;
+    g_block_dim = dim3(threads);
+    for (unsigned bz = 0; bz < grid.z; ++bz)
+        for (unsigned by = 0; by < grid.y; ++by)
+            for (unsigned bx = 0; bx < grid.x; ++bx) {
+                Block b;
+                b.threads = threads;
+                b.ctx.resize(threads);
+                b.stacks.resize(threads);
+                b.state.assign(threads, Block::State::runnable);
+                b.wait_kind.assign(threads, 0);
+                b.collective.assign(threads, 0);
+                b.slots.assign((threads + 31) / 32 * 2 * 32 * kSlotWords, 0);
+                b.warp_arrived.assign((threads + 31) / 32, 0);
+                b.groups.assign(threads, {});
+                b.open_group.assign(threads, {});
+                b.smem_raw.reset(new char[smem_bytes + 64]);
+                b.smem = reinterpret_cast<char*>((reinterpret_cast<std::uintptr_t>(b.smem_raw.get()) + 63) & ~std::uintptr_t(63));
+                std::memset(b.smem, 0xCD, smem_bytes);  // poison: nothing may rely on zeroed shared memory
+                b.body = body;
+                g_block = &b;
+                g_block_idx.x = bx, g_block_idx.y = by, g_block_idx.z = bz;
+                for (unsigned t = 0; t < threads; ++t) {
+                    b.stacks[t].reset(new char[stack_bytes]);
+                    start_context(b.ctx[t], b.stacks[t].get(), stack_bytes, &fiber_entry);
+                }
+                for (;;) {
+                    bool ran = false, pending = false;
+                    for (unsigned i = 0; i < threads; ++i) {
+                        const unsigned t = reverse ? threads - 1 - i : i;
+                        if (b.state[t] == Block::State::done) continue;
+                        pending = true;
+                        if (b.state[t] != Block::State::runnable) continue;
+                        g_thread.x = t;
+                        switch_to(b.main, b.ctx[t]);
+                        ran = true;
+                    }
+                    if (!pending) break;
+                    if (!ran) {
+                        std::fprintf(stderr, "deadlock: block (%u, %u) has threads waiting at a barrier that others never reach\n", bx, by);
+                        std::abort();
+                    }
+                }
+                g_block = nullptr;
+            }
+}
+
+}  // namespace cgemu
+
+#define threadIdx (::cgemu::g_thread)
+#define blockIdx (::cgemu::g_block_idx)
+#define gridDim (::cgemu::g_grid)
+#define blockDim (::cgemu::g_block_dim)
+inline void __syncthreads() { ::cgemu::barrier(2); }
+inline void __syncwarp(unsigned = 0xffffffffu) { ::cgemu::barrier(1); }
+template <class T>
+T __shfl_sync(unsigned, T v, int src) {
+    return ::cgemu::shfl(v, src);
+}
+template <class T>
+T __shfl_up_sync(unsigned, T v, unsigned d) {
+    const int lane = static_cast<int>(::cgemu::tid() & 31);
+    return ::cgemu::shfl(v, lane >= static_cast<int>(d) ? lane - static_cast<int>(d) : lane);
+}
+inline unsigned __ballot_sync(unsigned, bool pred) { return ::cgemu::ballot(pred); }
