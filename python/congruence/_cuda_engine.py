@@ -689,20 +689,12 @@ def knn(P: Any, Q: Any, k: int, *, metric: str, exclude_self: Optional[bool], pr
         check_matrix(dp, what=what)
         if dq is not None:
             check_matrix(dq, what=what)
-            if dq.shape[1] != dp.shape[1]:
-                raise ValueError(
-                    f"P and Q must have the same number of dimensions (columns); got {dp.shape[1]} and {dq.shape[1]}"
-                )
+            E.check_same_dims(dp.shape[1], dq.shape[1])
         codes = [dp.code] + ([] if dq is None else [dq.code])
         prec = resolve_precision(precision, codes, lambda: cu.default_precision(ctx.device))
         n_p = dp.shape[0]
         n_q = n_p if dq is None else dq.shape[0]
-        if exclude_self is None:
-            exclude = dq is None
-        else:
-            exclude = bool(exclude_self)
-            if exclude and n_p != n_q:
-                raise ValueError(f"exclude_self=True needs as many points in P as in Q; got {n_p} and {n_q}")
+        exclude = E.exclusion(exclude_self, dq is None, n_p, n_q, points=True)
         k = E.resolve_k(k, n_q - (1 if exclude else 0))
         check_k(k)
         budget = resolve_budget(memory_limit, ctx)

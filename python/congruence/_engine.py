@@ -88,13 +88,22 @@ def reject_gpu_precision(precision, what: str = "the CPU engine") -> None:
         )
 
 
-def exclusion(exclude_self: Optional[bool], symmetric: bool, na: int, nb: int) -> bool:
-    """Whether a reduction skips j == i (default: for X against itself)."""
+def exclusion(exclude_self: Optional[bool], symmetric: bool, na: int, nb: int, *, points: bool = False) -> bool:
+    """Whether a reduction skips j == i (default: for an input against itself).
+
+    ``points`` words the error for kNN's rows (P, Q) instead of features (X, Y)."""
     if exclude_self is None:
         return symmetric
     if exclude_self and na != nb:
-        raise ValueError(f"exclude_self=True needs as many features in X as in Y; got {na} and {nb}")
+        what, a, b = ("points", "P", "Q") if points else ("features", "X", "Y")
+        raise ValueError(f"exclude_self=True needs as many {what} in {a} as in {b}; got {na} and {nb}")
     return bool(exclude_self)
+
+
+def check_same_dims(p_dims: int, q_dims: int) -> None:
+    """kNN's query and reference points must live in one space."""
+    if p_dims != q_dims:
+        raise ValueError(f"P and Q must have the same number of dimensions (columns); got {p_dims} and {q_dims}")
 
 
 def check_choice(value: str, allowed: tuple, name: str) -> str:

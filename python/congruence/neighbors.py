@@ -74,17 +74,11 @@ def knn(
     if Q is not None:
         hq = as_host_array(Q, "Q")
         check_matrix(hq, what=what)
-        if hq.shape[1] != hp.shape[1]:
-            raise ValueError(f"P and Q must have the same number of dimensions (columns); got {hp.shape[1]} and {hq.shape[1]}")
+        E.check_same_dims(hp.shape[1], hq.shape[1])
     dtype = E.resolve_precision(precision, *([hp] if hq is None else [hp, hq]))
     n_p = hp.shape[0]
     n_q = n_p if hq is None else hq.shape[0]
-    if exclude_self is None:
-        exclude = hq is None
-    else:
-        exclude = bool(exclude_self)
-        if exclude and n_p != n_q:
-            raise ValueError(f"exclude_self=True needs as many points in P as in Q; got {n_p} and {n_q}")
+    exclude = E.exclusion(exclude_self, hq is None, n_p, n_q, points=True)
     k = E.resolve_k(k, n_q - (1 if exclude else 0))
     widths = [n_p] + ([] if hq is None else [n_q])
     E.check_fits(E.estimate_panel_bytes(hp.shape[1], widths, dtype), budget, "the transposed copies of the points")

@@ -177,9 +177,6 @@ def correlation(
     return wrap_like(out, prep.hx)
 
 
-_exclusion = E.exclusion
-
-
 def topk_correlation(
     X: Any,
     Y: Any = None,
@@ -239,7 +236,7 @@ def topk_correlation(
     rows, cols = (prep.A, prep.B) if axis == 1 else (prep.B, prep.A)
     A, B = rows.data, cols.data
     na, nb = A.shape[1], B.shape[1]
-    exclude = _exclusion(exclude_self, prep.symmetric, na, nb)
+    exclude = E.exclusion(exclude_self, prep.symmetric, na, nb)
     k = E.resolve_k(k, nb - (1 if exclude else 0))
     item = A.dtype.itemsize
     plan = E.plan_reduction(na, nb, A.shape[0], A.dtype, prep.threads, prep.budget,
@@ -329,7 +326,7 @@ def correlation_pairs(
                     num_threads=num_threads, memory_limit=memory_limit)
     A, B = prep.A.data, prep.B.data
     na, nb = A.shape[1], B.shape[1]
-    exclude = _exclusion(exclude_self, prep.symmetric, na, nb)
+    exclude = E.exclusion(exclude_self, prep.symmetric, na, nb)
     fixed = E.panel_bytes(A, B)
     plan = E.plan_reduction(na, nb, A.shape[0], A.dtype, prep.threads, prep.budget, fixed, 64)
     if max_pairs is None:

@@ -79,14 +79,18 @@ __device__ __forceinline__ void segment_tiles(const Job& job, std::int64_t& t0, 
     t1 = std::int64_t(blockIdx.y + 1) * job.col_tiles / job.segments;
 }
 
-// ----------------------------------------------------------------------------- dense
-template <class ML, class Out>
-struct DenseEpilogue {
-    using T = typename ML::Acc;
+// Epilogues that keep nothing across tiles: one tile per block-step, no shared memory.
+struct StatelessEpilogue {
     static constexpr int kSmemBytes = 0;
     static constexpr bool kSweep = false;
-
     __device__ void begin(const Job&, std::int64_t, char*, int) {}
+    __device__ void end(const Job&, std::int64_t, char*, int) {}
+};
+
+// ----------------------------------------------------------------------------- dense
+template <class ML, class Out>
+struct DenseEpilogue : StatelessEpilogue {
+    using T = typename ML::Acc;
 
     __device__ void tile(const Job& job, const T (&acc)[ML::kAcc], std::int64_t row0, std::int64_t col0, char*,
                          int tid) {
@@ -117,18 +121,12 @@ struct DenseEpilogue {
             }
         }
     }
-
-    __device__ void end(const Job&, std::int64_t, char*, int) {}
 };
 
 // ----------------------------------------------------------------------------- threshold
 template <class ML>
-struct ThresholdEpilogue {
+struct ThresholdEpilogue : StatelessEpilogue {
     using T = typename ML::Acc;
-    static constexpr int kSmemBytes = 0;
-    static constexpr bool kSweep = false;
-
-    __device__ void begin(const Job&, std::int64_t, char*, int) {}
 
     __device__ void tile(const Job& job, const T (&acc)[ML::kAcc], std::int64_t row0, std::int64_t col0, char*,
                          int tid) {
@@ -159,8 +157,6 @@ struct ThresholdEpilogue {
             }
         }
     }
-
-    __device__ void end(const Job&, std::int64_t, char*, int) {}
 };
 
 // ----------------------------------------------------------------------------- top-1
