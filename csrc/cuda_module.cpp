@@ -167,7 +167,8 @@ PYBIND11_MODULE(_cuda, m) {
     m.def("pairwise_dense", [](int device, std::uintptr_t strm, int prec, std::uintptr_t a, std::int64_t a_rows,
                                std::uintptr_t b, std::int64_t b_rows, std::int64_t k, std::int64_t lda,
                                std::int64_t ldb, std::int64_t na, std::int64_t nb, double lo, double hi,
-                               std::uintptr_t c, int out_code, std::int64_t ldc, bool accumulate) {
+                               std::uintptr_t c, int out_code, std::int64_t ldc, bool accumulate,
+                               bool symmetric) {
         const cu::Panel pa = panel(a, a_rows, k, lda, "A"), pb = panel(b, b_rows, k, ldb, "B");
         if (na > a_rows || nb > b_rows || ldc < nb) throw std::invalid_argument("pairwise_dense: shape mismatch");
         const cu::Elem oe = elem(out_code, "out");
@@ -177,11 +178,13 @@ PYBIND11_MODULE(_cuda, m) {
             throw std::invalid_argument("pairwise_dense: accumulate needs a float64 output");
         const cu::Epilogue ep = epilogue(na, nb, false, 0, 0, false, lo, hi);
         py::gil_scoped_release nogil;
-        cu::pairwise_dense_cuda(stream(device, strm), precision(prec), pa, pb, ep, ptr<void>(c), oe, ldc, accumulate);
+        cu::pairwise_dense_cuda(stream(device, strm), precision(prec), pa, pb, ep, ptr<void>(c), oe, ldc, accumulate,
+                                symmetric);
     }, py::arg("device"), py::arg("stream"), py::arg("precision"), py::arg("a"), py::arg("a_rows"),
        py::arg("b"), py::arg("b_rows"), py::arg("k"), py::arg("lda"), py::arg("ldb"), py::arg("na"),
        py::arg("nb"), py::arg("lo"), py::arg("hi"), py::arg("out"), py::arg("out_dtype"), py::arg("ldc"),
-       py::arg("accumulate"));
+       py::arg("accumulate"), py::arg("symmetric") = false,
+       "Dense (or accumulated) A·Bᵀ; symmetric=True (A is B) computes the upper tiles and mirrors them.");
 
     m.def("pairwise_topk", [](int device, std::uintptr_t strm, int prec, std::uintptr_t a, std::int64_t a_rows,
                               std::uintptr_t b, std::int64_t b_rows, std::int64_t k_dim, std::int64_t lda,

@@ -163,10 +163,13 @@ class SimCuda:
         return V, mask
 
     def pairwise_dense(self, device, stream, precision, a, a_rows, b, b_rows, k, lda, ldb, na, nb, lo, hi, out,
-                       out_dtype, ldc, accumulate):
-        self.calls.append(("pairwise_dense", dict(precision=precision, na=na, nb=nb, k=k, accumulate=accumulate)))
+                       out_dtype, ldc, accumulate, symmetric=False):
+        self.calls.append(("pairwise_dense", dict(precision=precision, na=na, nb=nb, k=k, accumulate=accumulate,
+                                                  symmetric=symmetric)))
         if out_dtype not in (FLOAT32, FLOAT64) or (accumulate and out_dtype != FLOAT64) or ldc < nb:
             raise ValueError("pairwise_dense: bad output")
+        if symmetric and (a != b or na != nb):
+            raise ValueError("pairwise_dense: symmetric needs one panel as both operands")
         V, _ = self._epilogue(self._product(precision, a, a_rows, b, b_rows, k, lda, ldb, na, nb), 0, 0, False, lo, hi)
         C = _strided(out, out_dtype, na, nb, ldc, 1)
         if accumulate:

@@ -477,12 +477,14 @@ def _check_pair(a: Panel, b: Panel) -> None:
 
 def run_dense(cu: Any, ctx: D.Context, precision: str, a: Panel, b: Panel, *, lo: float, hi: float, out: Any = None,
               accumulate: bool = False) -> Any:
+    """Dense a·bᵀ (or += into float64). When a is b only the upper tiles are computed and mirrored."""
     _check_pair(a, b)
     code = FLOAT64 if accumulate else value_code(precision)
     if out is None:
         out = ctx.empty((a.n, b.n), code_dtype(code))
     cu.pairwise_dense(ctx.device, ctx.stream, precision_code(precision), a.ptr, a.rows, b.ptr, b.rows, a.k, a.ld,
-                      b.ld, a.n, b.n, float(lo), float(hi), ctx.address(out), code, b.n, bool(accumulate))
+                      b.ld, a.n, b.n, float(lo), float(hi), ctx.address(out), code, b.n, bool(accumulate),
+                      a.ptr == b.ptr)
     return out
 
 

@@ -93,7 +93,7 @@ void topk_launch(const Stream& s, Job job, void* values, std::int64_t* indices) 
 }  // namespace detail
 
 void pairwise_dense_cuda(const Stream& s, Precision prec, const Panel& a, const Panel& b, const Epilogue& ep,
-                         void* c, Elem out_elem, std::int64_t ldc, bool accumulate) {
+                         void* c, Elem out_elem, std::int64_t ldc, bool accumulate, bool symmetric) {
     using namespace detail;
     DeviceGuard guard(s);
     check_precision_supported(s.device, prec);
@@ -106,6 +106,9 @@ void pairwise_dense_cuda(const Stream& s, Precision prec, const Panel& a, const 
     job.out = c;
     job.ldc = ldc;
     job.accumulate = accumulate;
+    if (symmetric && (a.data != b.data || ep.na != ep.nb || ep.col_bias))
+        throw std::invalid_argument("pairwise_dense: symmetric needs one panel as both operands and no column bias");
+    job.symmetric = symmetric;
     job.vector_store = ldc % 2 == 0 && reinterpret_cast<std::uintptr_t>(c) % (2 * elem_bytes(out_elem)) == 0;
     with_mainloop(prec, [&](auto tag) {
         using ML = typename decltype(tag)::type;

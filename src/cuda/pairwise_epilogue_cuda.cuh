@@ -33,6 +33,7 @@ struct Job {
     void* out = nullptr;
     std::int64_t ldc = 0;
     bool accumulate = false, vector_store = false;
+    bool symmetric = false;  // A == B: only tiles on or above the diagonal run, and mirror their values
     // top-k (lists: segments x na x k values of the accumulator type, int32 indices)
     int k = 1, segments = 1;
     void* list_values = nullptr;
@@ -118,6 +119,19 @@ struct DenseEpilogue : StatelessEpilogue {
                 }
             } else {
                 p[0] = job.accumulate ? p[0] + v0 : v0;
+            }
+        }
+        // Above the diagonal a symmetric product also writes its transpose (the tile below is
+        // skipped). The eight rows g of a fragment are consecutive, so each mirrored store of a
+        // warp covers whole 32-byte segments.
+        if (job.symmetric && col0 > row0) {
+#pragma unroll
+            for (int e = 0; e < ML::kAcc; ++e) {
+                const std::int64_t i = row0 + ML::row_of(e, tid), j = col0 + ML::col_of(e, tid);
+                if (i >= job.na || j >= job.nb) continue;
+                Out* q = out + j * job.ldc + i;
+                const Out v = static_cast<Out>(value_of(job, acc[e], j));
+                *q = job.accumulate ? *q + v : v;
             }
         }
     }

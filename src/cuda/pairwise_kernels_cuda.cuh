@@ -35,6 +35,7 @@ __global__ void __launch_bounds__(kThreads, 1) pairwise_kernel(const Job job) {
     epi.begin(job, row0, smem, tid);
     const char* a = job.a + row0 * job.lda_bytes;
     for (std::int64_t t = t0; t < t1; t += step) {
+        if (job.symmetric && t < std::int64_t(blockIdx.x)) continue;  // mirrored by tile (t, x)
         typename ML::Acc acc[ML::kAcc];
         ML::run(a, job.lda_bytes, job.b + t * kBN * job.ldb_bytes, job.ldb_bytes, job.k_bytes, smem, acc, tid);
         epi.tile(job, acc, row0, t * kBN, smem, tid);

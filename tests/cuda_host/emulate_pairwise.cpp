@@ -328,10 +328,27 @@ void check_precision(Precision prec, const char* pname, double tol, std::mt19937
             threshold_check<ML>(prec, pn.c_str(), a, b, dense, true);
         }
     }
-    // Self-join: exclusion of the diagonal (A and B the same panel), k = 1 and k > 1.
+    // Self-join: exclusion of the diagonal (A and B the same panel), k = 1 and k > 1; and the
+    // symmetric dense product (upper tiles only, mirrored), stored and accumulated.
     {
         HostPanel a = make_panel(prec, nb, 64, rng, true);
         const std::vector<T> dense = dense_values<ML>(prec, a, a);
+        for (bool accumulate : {false, true}) {
+            std::vector<double> sym(static_cast<std::size_t>(nb * nb), accumulate ? 1.0 : std::nan(""));
+            Job job = make_job(prec, a.view(), a.view(), plain_epilogue(nb, nb));
+            job.out = sym.data();
+            job.ldc = nb;
+            job.accumulate = accumulate;
+            job.symmetric = true;
+            run<ML, DenseEpilogue<ML, double>>(job, tiles(job), /*reverse=*/accumulate);
+            bool ok = true;
+            for (std::int64_t i = 0; i < nb && ok; ++i)
+                for (std::int64_t j = 0; j < nb && ok; ++j) {
+                    const double want = (accumulate ? 1.0 : 0.0) + static_cast<double>(dense[(i <= j ? i * nb + j : j * nb + i)]);
+                    ok = sym[i * nb + j] == want;
+                }
+            expect(ok, std::string(pname) + " dense symmetric (upper tiles mirrored)" + (accumulate ? ", accumulate" : ""));
+        }
         const std::string pn = std::string(pname) + " [self-join]";
         topk_check<ML, 1>(prec, pn.c_str(), a, a, dense, {1, 2, false, false, false, true}, rng);
         topk_check<ML, 4>(prec, pn.c_str(), a, a, dense, {100, 1, true, true, false, true}, rng);

@@ -83,10 +83,11 @@ struct Epilogue {
 
 // Dense C (na x nb, leading dimension ldc, element out_elem ∈ {float32, float64}) = v_ij, or
 // C += v_ij when accumulate (float64 output only; used by the cross statistics). Tiles are
-// independent: a 2-D grid, no reduction state.
+// independent: a 2-D grid, no reduction state. With symmetric (a and b the same panel) only the
+// tiles on and above the diagonal are computed and each also writes its mirror: half the work.
 void pairwise_dense_cuda(const Stream& s, Precision prec, const Panel& a, const Panel& b,
                          const Epilogue& ep, void* c, Elem out_elem, std::int64_t ldc,
-                         bool accumulate);
+                         bool accumulate, bool symmetric = false);
 
 // Per row i the k largest keys (v or |v|) over valid j (a NaN or -inf key is never selected; the
 // panels are finite, so neither occurs unless col_bias makes it so): values (na x k; float64 panels give
