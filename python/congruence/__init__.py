@@ -1,7 +1,9 @@
 """congruence: compare neural networks — representations, weights, behaviour — at scale.
 
 The foundation layer: array interop, per-feature statistics, streamed cross statistics and the
-tiled pairwise engine (dense, top-k, max, threshold pairs, kNN), on compiled C++ kernels.
+tiled pairwise engine (dense, top-k, max, threshold pairs, kNN), on compiled C++ (and CUDA)
+kernels; and the representational-similarity measures of :mod:`congruence.similarity` (CKA, CCA,
+SVCCA, PWCCA, regression R², Procrustes, RSA, mutual kNN), also exported here.
 """
 
 from ._engine import ConstantFeatureWarning
@@ -11,20 +13,36 @@ from .cross_stats import CrossStats
 from .neighbors import knn
 from .pairwise import correlation, correlation_pairs, max_correlation, topk_correlation
 from .stats import ColumnStats, column_stats
+from .similarity import (
+    HSICStats, cca, debiased_cka, linear_cka, linear_regression_r2, minibatch_cka, mutual_knn, procrustes, pwcca,
+    rbf_cka, rsa, svcca,
+)
 
 from ._cpu import version as __version__
 
 __all__ = [
     "ColumnStats",
+    "HSICStats",
     "ConstantFeatureWarning",
     "CrossStats",
     "MemoryBudgetError",
+    "cca",
     "column_stats",
     "correlation",
     "correlation_pairs",
     "cuda_available",
+    "debiased_cka",
     "info",
     "knn",
+    "linear_cka",
+    "linear_regression_r2",
     "max_correlation",
+    "minibatch_cka",
+    "mutual_knn",
+    "procrustes",
+    "pwcca",
+    "rbf_cka",
+    "rsa",
+    "svcca",
     "topk_correlation",
 ]
