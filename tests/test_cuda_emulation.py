@@ -7,6 +7,12 @@ precision's main loop against a float64 product and every epilogue (dense, accum
 top-k lists with segments, threshold with capacity overflow) bit-exactly against the dense values,
 including runs with the threads scheduled backwards. What this cannot show is listed in the
 emulator's header: it is evidence about the kernels' logic, not about a GPU.
+
+tests/cuda_host/emulate_column_stats.cpp does the same for the column-statistics kernels
+(src/cuda/column_stats_kernels_cuda.cuh, through the launch sequences column_stats_cuda.cu uses):
+column moments in both partial-kernel shapes, every input type, given and computed shifts, chunk
+counts up to the warp reduce, NaN/Inf flags; the panel build for every input x output type, both
+paths, optional shifts/scale, padding; the 16-bit conversions; reversed-schedule bit-identity.
 """
 
 from __future__ import annotations
@@ -48,3 +54,28 @@ def test_pairwise_kernels_under_emulation(emulator, precision):
     assert lines[-1] == "ALL OK", out[-4000:]
     checks = [ln for ln in lines if ln.startswith("ok ")]
     assert len(checks) >= 20 and not any(ln.startswith("FAIL") for ln in lines), out[-4000:]
+
+
+COLUMN_STATS_SOURCE = os.path.join(ROOT, "tests", "cuda_host", "emulate_column_stats.cpp")
+
+
+@pytest.fixture(scope="module")
+def column_stats_emulator(tmp_path_factory):
+    exe = tmp_path_factory.mktemp("emulator") / "emulate_column_stats"
+    build = subprocess.run(
+        [CXX, "-std=c++17", "-O2", "-ffp-contract=off", "-DCONGRUENCE_HOST_EMULATION", "-Wno-unknown-pragmas",
+         "-I", os.path.join(ROOT, "src", "include"), COLUMN_STATS_SOURCE, "-o", str(exe)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert build.returncode == 0, build.stderr[-4000:]
+    return str(exe)
+
+
+def test_column_stats_kernels_under_emulation(column_stats_emulator):
+    run = subprocess.run([column_stats_emulator], capture_output=True, text=True, timeout=600)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-4000:]
+    lines = run.stdout.strip().splitlines()
+    assert lines[-1] == "ALL OK", out[-4000:]
+    checks = [ln for ln in lines if ln.startswith("ok ")]
+    assert len(checks) >= 400 and not any(ln.startswith("FAIL") for ln in lines), out[-4000:]

@@ -158,6 +158,12 @@ struct Block {
     std::vector<std::vector<Copy>> open_group;          // per thread: copies since the last commit
     std::unique_ptr<char[]> smem_raw;
     char* smem = nullptr;
+    struct Static {
+        const void* key;
+        std::unique_ptr<char[]> raw;
+        char* data;
+    };
+    std::vector<Static> statics;  // the block's static __shared__ arrays (block_shared below)
     std::function<void()> body;
     Context main;
     unsigned current = 0;
@@ -167,7 +173,9 @@ struct Block {
     }
 };
 
-inline unsigned tid() { return g_thread.x; }
+// The linear thread index (x fastest), which also defines the warps: threadIdx.x of 1-D blocks.
+inline unsigned g_linear_tid = 0;
+inline unsigned tid() { return g_linear_tid; }
 
 inline void yield() { switch_to(g_block->ctx[tid()], g_block->main); }
 
@@ -293,11 +301,15 @@ void mma(float& d0, float& d1, float& d2, float& d3, const std::uint32_t (&a)[4]
     }
 }
 
-// Run `body` for every thread of every block of `grid` (blocks one after another).
-inline void launch(dim3 grid, unsigned threads, std::size_t smem_bytes, const std::function<void()>& body,
+// Run `body` for every thread of every block of `grid` (blocks one after another); `block` may be
+// 2-D or 3-D (threadIdx then has y/z; warps are formed along the linear index, as on a GPU).
+inline void launch(dim3 grid, dim3 block, std::size_t smem_bytes, const std::function<void()>& body,
                    bool reverse = false, std::size_t stack_bytes = 256 * 1024) {
+    const unsigned threads = block.x * block.y * block.z;
+    const bool flat = block.y == 1 && block.z == 1;
     g_grid = grid;
-    g_block_dim = dim3(threads);
+    g_block_dim = block;
+    g_thread = uint3{};
     for (unsigned bz = 0; bz < grid.z; ++bz)
         for (unsigned by = 0; by < grid.y; ++by)
             for (unsigned bx = 0; bx < grid.x; ++bx) {
@@ -329,7 +341,14 @@ inline void launch(dim3 grid, unsigned threads, std::size_t smem_bytes, const st
                         if (b.state[t] == Block::State::done) continue;
                         pending = true;
                         if (b.state[t] != Block::State::runnable) continue;
-                        g_thread.x = t;
+                        g_linear_tid = t;
+                        if (flat) {
+                            g_thread.x = t;
+                        } else {
+                            g_thread.x = t % block.x;
+                            g_thread.y = t / block.x % block.y;
+                            g_thread.z = t / (block.x * block.y);
+                        }
                         switch_to(b.main, b.ctx[t]);
                         ran = true;
                     }
@@ -341,6 +360,27 @@ inline void launch(dim3 grid, unsigned threads, std::size_t smem_bytes, const st
                 }
                 g_block = nullptr;
             }
+}
+
+// 1-D blocks of `threads` threads.
+inline void launch(dim3 grid, unsigned threads, std::size_t smem_bytes, const std::function<void()>& body,
+                   bool reverse = false, std::size_t stack_bytes = 256 * 1024) {
+    launch(grid, dim3(threads), smem_bytes, body, reverse, stack_bytes);
+}
+
+// A static __shared__ array of type A (e.g. double[3][8][32]): one copy per block, shared by all of
+// its threads, poisoned like the dynamic shared memory; `key` tells the declarations apart (the
+// address of a static object at the declaration; see CG_STATIC_SHARED in the kernels' headers).
+template <class A>
+A& block_shared(const void* key) {
+    Block& b = *g_block;
+    for (const Block::Static& s : b.statics)
+        if (s.key == key) return *reinterpret_cast<A*>(s.data);
+    Block::Static s{key, std::unique_ptr<char[]>(new char[sizeof(A) + 64]), nullptr};
+    s.data = reinterpret_cast<char*>((reinterpret_cast<std::uintptr_t>(s.raw.get()) + 63) & ~std::uintptr_t(63));
+    std::memset(s.data, 0xCD, sizeof(A));
+    b.statics.push_back(std::move(s));
+    return *reinterpret_cast<A*>(b.statics.back().data);
 }
 
 }  // namespace cgemu
@@ -361,3 +401,90 @@ T __shfl_up_sync(unsigned, T v, unsigned d) {
     return ::cgemu::shfl(v, lane >= static_cast<int>(d) ? lane - static_cast<int>(d) : lane);
 }
 inline unsigned __ballot_sync(unsigned, bool pred) { return ::cgemu::ballot(pred); }
+
+// ---- further intrinsics (the column-statistics kernels) ---------------------------------------
+template <class T>
+T __shfl_xor_sync(unsigned, T v, int lane_mask) {
+    return ::cgemu::shfl(v, static_cast<int>(::cgemu::tid() & 31) ^ lane_mask);
+}
+template <class T>
+T __shfl_down_sync(unsigned, T v, unsigned d) {
+    const int lane = static_cast<int>(::cgemu::tid() & 31), src = lane + static_cast<int>(d);
+    return ::cgemu::shfl(v, src < 32 ? src : lane);
+}
+// CUDA's device min/max overloads (global namespace); g++ already knows __restrict__.
+#define CGEMU_MINMAX(T)                                \
+    inline T min(T a, T b) { return b < a ? b : a; }   \
+    inline T max(T a, T b) { return a < b ? b : a; }
+CGEMU_MINMAX(int)
+CGEMU_MINMAX(unsigned)
+CGEMU_MINMAX(long)
+CGEMU_MINMAX(unsigned long)
+CGEMU_MINMAX(long long)
+CGEMU_MINMAX(unsigned long long)
+#undef CGEMU_MINMAX
+inline float min(float a, float b) { return std::fmin(a, b); }
+inline float max(float a, float b) { return std::fmax(a, b); }
+inline double min(double a, double b) { return std::fmin(a, b); }
+inline double max(double a, double b) { return std::fmax(a, b); }
+using std::isfinite;
+using std::isinf;
+using std::isnan;
+
+// ---- 16-bit floating-point storage (cuda_fp16.h, cuda_bf16.h): the types hold the bits, the
+// conversions round to nearest even as cvt.rn does (one rounding from double; NaN gives the
+// canonical 0x7fff); no arithmetic on the types themselves.
+struct __half {
+    std::uint16_t bits;
+};
+struct __nv_bfloat16 {
+    std::uint16_t bits;
+};
+
+namespace cgemu {
+
+// A 16-bit binary format with `mant` fraction bits (sign, 15 - mant exponent bits, bias).
+inline std::uint16_t round_to_16(double x, int mant, int bias) {
+    const int exp_bits = 15 - mant, emin = 1 - bias;
+    const std::uint16_t inf = static_cast<std::uint16_t>(((1u << exp_bits) - 1) << mant);
+    if (std::isnan(x)) return 0x7fff;
+    const std::uint16_t sign = std::signbit(x) ? 0x8000 : 0;
+    const double a = std::fabs(x);
+    if (std::isinf(a)) return sign | inf;
+    int e = 0;
+    std::frexp(a, &e);                            // 2^(e-1) <= a < 2^e (a > 0)
+    int q = std::max(e - 1, emin) - mant;         // exponent of the last kept bit
+    const double n = std::nearbyint(std::ldexp(a, -q));  // exact scaling; ties to even
+    std::uint32_t m = static_cast<std::uint32_t>(n);
+    if (m == 0) return sign;
+    if (m >> (mant + 1)) m >>= 1, ++q;            // rounding carried into a new binade
+    if (m < (1u << mant)) return static_cast<std::uint16_t>(sign | m);  // subnormal
+    const int biased = q + mant + bias;
+    if (biased >= (1 << exp_bits) - 1) return sign | inf;
+    return static_cast<std::uint16_t>(sign | (biased << mant) | (m - (1u << mant)));
+}
+inline double value_of_16(std::uint16_t h, int mant, int bias) {
+    const int exp_bits = 15 - mant;
+    const int E = (h >> mant) & ((1 << exp_bits) - 1), M = h & ((1 << mant) - 1);
+    double v;
+    if (E == (1 << exp_bits) - 1)
+        v = M ? std::numeric_limits<double>::quiet_NaN() : std::numeric_limits<double>::infinity();
+    else if (E == 0)
+        v = std::ldexp(static_cast<double>(M), 1 - bias - mant);
+    else
+        v = std::ldexp(static_cast<double>(M + (1 << mant)), E - bias - mant);
+    return (h & 0x8000) ? -v : v;
+}
+
+}  // namespace cgemu
+
+inline __half __double2half(double x) { return {::cgemu::round_to_16(x, 10, 15)}; }
+inline __half __float2half(float x) { return __double2half(static_cast<double>(x)); }
+inline float __half2float(__half h) { return static_cast<float>(::cgemu::value_of_16(h.bits, 10, 15)); }
+inline __nv_bfloat16 __double2bfloat16(double x) { return {::cgemu::round_to_16(x, 7, 127)}; }
+inline __nv_bfloat16 __float2bfloat16(float x) { return __double2bfloat16(static_cast<double>(x)); }
+inline float __bfloat162float(__nv_bfloat16 h) { return __uint_as_float(static_cast<std::uint32_t>(h.bits) << 16); }
+inline unsigned short __half_as_ushort(__half h) { return h.bits; }
+inline __half __ushort_as_half(unsigned short u) { return {u}; }
+inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 h) { return h.bits; }
+inline __nv_bfloat16 __ushort_as_bfloat16(unsigned short u) { return {u}; }
