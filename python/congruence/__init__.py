@@ -13,6 +13,7 @@ from .cross_stats import CrossStats
 from .neighbors import knn
 from .pairwise import correlation, correlation_pairs, max_correlation, topk_correlation
 from .stats import ColumnStats, column_stats
+from .comparison import Comparison, compare, compare_activations
 from .similarity import (
     HSICStats, cca, debiased_cka, linear_cka, linear_regression_r2, minibatch_cka, mutual_knn, procrustes, pwcca,
     rbf_cka, rsa, svcca,
@@ -22,12 +23,15 @@ from ._cpu import version as __version__
 
 __all__ = [
     "ColumnStats",
+    "Comparison",
     "HSICStats",
     "ConstantFeatureWarning",
     "CrossStats",
     "MemoryBudgetError",
     "cca",
     "column_stats",
+    "compare",
+    "compare_activations",
     "correlation",
     "correlation_pairs",
     "cuda_available",
