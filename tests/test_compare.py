@@ -509,3 +509,50 @@ def test_errors(two_models):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         compare(A, B, data, layers_a=["0"], layers_b=["0"])  # nothing to warn about
+
+
+def test_fast_cka_path_equals_generic_path(monkeypatch):
+    """finish() computes linear / debiased CKA from per-layer parts computed once (no per-pair
+    CrossStats); the values equal the generic stats= path (forced here by a path option) and the
+    in-memory measures, including a constant feature and an all-constant layer (NaN + warning)."""
+    from congruence.comparison import _Streamer
+    from congruence.similarity import UndefinedSimilarityWarning
+
+    rng = np.random.default_rng(3)
+    n = 300
+    acts = {"l0": rng.standard_normal((n, 7)) * 3 + 2, "l1": rng.standard_normal((n, 5)),
+            "l2": rng.standard_normal((n, 6)) @ rng.standard_normal((6, 9)), "l3": np.full((n, 4), 1.5)}
+    acts["l1"][:, 2] = -4.0  # one constant feature
+    acts["l2"] += 0.5 * acts["l0"][:, :1]
+    other = {"m0": rng.standard_normal((n, 6)) + acts["l0"][:, :6], "m1": np.full((n, 3), 2.0)}
+    ms = ("linear_cka", "debiased_cka")
+    generic_opts = {m: {"path": "features"} for m in ms}  # an option keeps the generic stats= path
+    calls = []
+    orig = _Streamer._stats
+    monkeypatch.setattr(_Streamer, "_stats", lambda self, kx, ky: calls.append((kx, ky)) or orig(self, kx, ky))
+    for b in (None, other):
+        with pytest.warns(UndefinedSimilarityWarning):
+            fast = compare_activations(acts, b, measures=ms, batch_size=70)
+        assert calls == []  # no per-pair CrossStats on the fast path
+        with pytest.warns(UndefinedSimilarityWarning):
+            slow = compare_activations(acts, b, measures=ms, batch_size=70, measure_options=generic_opts)
+        assert calls
+        calls.clear()
+        fb = acts if b is None else b
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UndefinedSimilarityWarning)
+            ref = {m: in_memory(m, acts, fb, list(acts), list(fb)) for m in ms}
+        for m in ms:
+            f, s = fast[m], slow[m]
+            np.testing.assert_array_equal(np.isnan(f), np.isnan(s))
+            np.testing.assert_array_equal(np.isnan(f), np.isnan(ref[m]))
+            assert np.isnan(f[3]).all()  # the all-constant layer
+            ok = ~np.isnan(f)
+            np.testing.assert_allclose(f[ok], s[ok], rtol=1e-12, atol=0)
+            np.testing.assert_allclose(f[ok], ref[m][ok], rtol=1e-9, atol=1e-12)
+        if b is None:
+            for m in ms:
+                np.testing.assert_allclose(fast[m], fast[m].T, rtol=1e-12, equal_nan=True)
+                assert np.allclose(np.diag(fast["linear_cka"])[:3], 1.0)
+        else:
+            assert np.isnan(fast["linear_cka"][:, 1]).all()

@@ -760,6 +760,96 @@ class _Streamer:
         hs._bv, hs._av = h(self.alpha_u[ky]), alpha_v
         return hs
 
+    # ------------------------------------------------------------------ fast CKA path
+    def _fast_measures(self, streamed: list) -> dict:
+        """measure -> f(kx, ky) for the CKA measures finished without a per-pair CrossStats.
+
+        Exact, and the same arithmetic as the measures' ``stats=`` path (cka.linear_cka,
+        cka.debiased_cka via Blocks.from_cross_stats / HSICStats._terms), but the per-layer parts
+        (the centred co-moment M_kk, its constant mask and ‖M_kk‖²_F; the HSIC₁ self terms) are
+        computed once per layer, lazily, and only the cross block is centred per pair. Used only
+        without measure_options (a ``path=`` option keeps the generic path and its checks) and for
+        enough samples (fewer: the generic path raises its error)."""
+        fast: dict = {}
+        if "linear_cka" in streamed and not self.options.get("linear_cka") and self.n >= 2:
+            fast["linear_cka"] = self._fast_linear_cka
+        if "debiased_cka" in streamed and not self.options.get("debiased_cka") and self.n >= 4:
+            fast["debiased_cka"] = self._fast_debiased_cka
+        self._layer_cache: dict = {}
+        return fast
+
+    def _cross_gram(self, kx: Any, ky: Any) -> np.ndarray:
+        """G_xy (host float64, p_x × p_y; a view where possible)."""
+        h = self._np
+        if kx == ky:
+            return h(self.G[kx])
+        if (kx, ky) in self.Gp:
+            return h(self.Gp[(kx, ky)])
+        return h(self.Gp[(ky, kx)]).T
+
+    def _layer(self, k: Any) -> dict:
+        """Per-layer parts, once per layer: constant mask (METHODS §1.3, the rule of
+        Blocks.from_cross_stats) and ‖M_kk‖²_F with constant rows / columns zeroed; the centred
+        block itself is not kept (one p_k² temporary at a time)."""
+        out = self._layer_cache.get(k)
+        if out is not None:
+            return out
+        from .similarity._common import _constant
+
+        h, n = self._np, self.n
+        a, g = h(self.a[k]), h(self.G[k])
+        m = g - np.outer(a, a) / n
+        m = 0.5 * (m + m.T)
+        d = np.maximum(np.diag(m), 0.0)
+        const = _constant(d, h(self.shift[k]) + a / n, n)
+        m[const, :] = 0.0
+        m[:, const] = 0.0
+        out = {"a": a, "const": const, "mm": float(np.sum(m * m))}
+        del m
+        if self.hsic:
+            c1, c2, norm = 1.0 / ((n - 1) * (n - 2)), 2.0 / (n - 2), 1.0 / (n * (n - 3))
+            s_alpha, s_alpha2 = self.s_alpha[k], self.s_alpha2[k]
+            g2 = float(np.sum(g * g))
+            sk = a @ a - s_alpha
+            kk1 = a @ g @ a - 2.0 * (h(self.alpha_u[k]) @ a) + s_alpha2
+            out["sk"] = sk
+            out["hsic_self"] = float(((g2 - s_alpha2) + sk * sk * c1 - c2 * kk1) * norm)
+            out["hsic_scale"] = g2 * norm
+        self._layer_cache[k] = out
+        return out
+
+    def _fast_linear_cka(self, kx: Any, ky: Any) -> float:
+        from .similarity.cka import _ratio
+
+        lx, ly = self._layer(kx), self._layer(ky)
+        mxy = self._cross_gram(kx, ky) - np.outer(lx["a"], ly["a"]) / self.n
+        mxy[lx["const"], :] = 0.0
+        mxy[:, ly["const"]] = 0.0
+        return _ratio(float(np.sum(mxy * mxy)), lx["mm"], ly["mm"], "linear_cka")
+
+    def _fast_debiased_cka(self, kx: Any, ky: Any) -> float:
+        from .similarity.cka import _all_constant_warning, _ratio
+
+        lx, ly = self._layer(kx), self._layer(ky)
+        if lx["const"].all() or ly["const"].all():
+            return _all_constant_warning(lx["const"], ly["const"])
+        h, n = self._np, self.n
+        if kx == ky:
+            cross, beta_u, alpha_v = self.s_alpha2[kx], h(self.alpha_u[kx]), h(self.alpha_u[kx])
+        elif (kx, ky) in self.s_cross:
+            pr = (kx, ky)
+            cross, beta_u, alpha_v = self.s_cross[pr], h(self.w_kl[pr]), h(self.w_lk[pr])
+        else:
+            pr = (ky, kx)
+            cross, beta_u, alpha_v = self.s_cross[pr], h(self.w_lk[pr]), h(self.w_kl[pr])
+        a, b = lx["a"], ly["a"]
+        gxy = self._cross_gram(kx, ky)
+        c1, c2, norm = 1.0 / ((n - 1) * (n - 2)), 2.0 / (n - 2), 1.0 / (n * (n - 3))
+        tr_kl = float(np.sum(gxy * gxy)) - cross
+        kl1 = a @ gxy @ b - beta_u @ a - alpha_v @ b + cross
+        hxy = float((tr_kl + lx["sk"] * ly["sk"] * c1 - c2 * kl1) * norm)
+        return _ratio(hxy, lx["hsic_self"], ly["hsic_self"], "debiased_cka", lx["hsic_scale"], ly["hsic_scale"])
+
     def finish(self, progress: bool = False) -> tuple[dict, dict, dict]:
         if self.n == 0:
             raise ValueError("the data yielded no samples (no batches, or only empty ones); nothing to compare")
@@ -772,6 +862,7 @@ class _Streamer:
         indices, res_rows = (None, None)
         if on_res:
             indices, res_rows = self.res.arrays()
+        fast = self._fast_measures(streamed)
         bar = _progress(progress, total=na * nb, desc="pairs")
         try:
             for i, ka in enumerate(self.keys_a):
@@ -784,7 +875,9 @@ class _Streamer:
                             values[m][i, j] = cache[key]
                             continue
                         t0 = time.perf_counter()
-                        if m in streamed:
+                        if m in fast:
+                            v = fast[m](ka, kb)
+                        elif m in streamed:
                             if st is None:
                                 st = self._stats(ka, kb)
                             v = _scalar(fn(stats=st, **self.options.get(m, {})))
