@@ -726,6 +726,17 @@ class _Streamer:
             return a.detach().cpu().numpy().astype(np.float64)
         return np.asarray(a, dtype=np.float64)
 
+    def _pair_sums(self, kx: Any, ky: Any) -> tuple:
+        """Σα_xα_y, Σβ_i u_i (p) and Σα_i v_i (q) of the pair (METHODS §2.2), in the pair's orientation."""
+        h = self._np
+        if kx == ky:
+            return self.s_alpha2[kx], h(self.alpha_u[kx]), h(self.alpha_u[kx])
+        if (kx, ky) in self.s_cross:
+            pr = (kx, ky)
+            return self.s_cross[pr], h(self.w_kl[pr]), h(self.w_lk[pr])
+        pr = (ky, kx)
+        return self.s_cross[pr], h(self.w_lk[pr]), h(self.w_kl[pr])
+
     def _stats(self, kx: Any, ky: Any) -> Any:
         """CrossStats (or HSICStats) of the pair X = layer kx, Y = layer ky, assembled from the
         shared parts (copies of the three blocks)."""
@@ -744,14 +755,7 @@ class _Streamer:
             return cs
         hs = HSICStats()
         # Fill the extended state (METHODS §2.2) from the shared per-layer / per-pair sums.
-        if kx == ky:
-            cross, beta_u, alpha_v = self.s_alpha2[kx], h(self.alpha_u[kx]), h(self.alpha_u[kx])
-        elif (kx, ky) in self.s_cross:
-            pr = (kx, ky)
-            cross, beta_u, alpha_v = self.s_cross[pr], h(self.w_kl[pr]), h(self.w_lk[pr])
-        else:
-            pr = (ky, kx)
-            cross, beta_u, alpha_v = self.s_cross[pr], h(self.w_lk[pr]), h(self.w_kl[pr])
+        cross, beta_u, alpha_v = self._pair_sums(kx, ky)
         hs._cs = cs
         hs._xp = NUMPY
         hs._sx, hs._sy = state["shift_x"], state["shift_y"]
@@ -834,14 +838,7 @@ class _Streamer:
         if lx["const"].all() or ly["const"].all():
             return _all_constant_warning(lx["const"], ly["const"])
         h, n = self._np, self.n
-        if kx == ky:
-            cross, beta_u, alpha_v = self.s_alpha2[kx], h(self.alpha_u[kx]), h(self.alpha_u[kx])
-        elif (kx, ky) in self.s_cross:
-            pr = (kx, ky)
-            cross, beta_u, alpha_v = self.s_cross[pr], h(self.w_kl[pr]), h(self.w_lk[pr])
-        else:
-            pr = (ky, kx)
-            cross, beta_u, alpha_v = self.s_cross[pr], h(self.w_lk[pr]), h(self.w_kl[pr])
+        cross, beta_u, alpha_v = self._pair_sums(kx, ky)
         a, b = lx["a"], ly["a"]
         gxy = self._cross_gram(kx, ky)
         c1, c2, norm = 1.0 / ((n - 1) * (n - 2)), 2.0 / (n - 2), 1.0 / (n * (n - 3))
