@@ -19,21 +19,13 @@
 #include <vector>
 
 #include "../../src/cuda/pairwise_kernels_cuda.cuh"
+#include "check.hpp"
 
 using namespace congruence::cuda;
 using namespace congruence::cuda::detail;
 
 namespace {
 
-int failures = 0;
-
-void expect(bool ok, const std::string& what) {
-    std::printf("%s %s\n", ok ? "ok  " : "FAIL", what.c_str());
-    if (!ok && ++failures > 0) {
-        std::fflush(stdout);
-        std::exit(1);
-    }
-}
 
 std::uint16_t to_bf16_bits(double v) {  // round to nearest even, as __double2bfloat16 via float
     float f = static_cast<float>(v);

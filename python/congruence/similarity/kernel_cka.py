@@ -21,14 +21,14 @@ this module are the input validation shared by the sample-space measures
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
 import numpy as np
 
 from .._arrays import BFLOAT16, as_host_array
-from .._engine import _caller_stacklevel
+from .._engine import check_choice
+from ._common import warn
 from ._measure import measure
 
 __all__ = [
@@ -59,10 +59,6 @@ class DroppedBatchWarning(UserWarning):
 
 
 # ------------------------------------------------------------------------- shared validation
-
-
-def _warn(message: str, category: type = RuntimeWarning) -> None:
-    warnings.warn(message, category, stacklevel=_caller_stacklevel())
 
 
 def _as_float64_matrix(x: Any, name: str, *, measure_name: str, min_rows: int = 1, min_cols: int = 1) -> np.ndarray:
@@ -324,8 +320,8 @@ def _hsic_from_sums(n: int, s: float, r1: np.ndarray, r2: np.ndarray, debiased: 
 def _cka_ratio(hkl: float, hkk: float, hll: float, what: str) -> float:
     den = hkk * hll
     if not den > 0.0:
-        _warn(f"{what}: the self-similarity terms HSIC(K, K)·HSIC(L, L) = {den:.3g} are not positive, so CKA is "
-              "undefined; returning NaN")
+        warn(f"{what}: the self-similarity terms HSIC(K, K)·HSIC(L, L) = {den:.3g} are not positive, so CKA is "
+             "undefined; returning NaN", RuntimeWarning)
         return math.nan
     return float(hkl / math.sqrt(den))
 
@@ -341,12 +337,6 @@ def _check_bool(value: Any, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False; got {value!r}")
     return bool(value)
-
-
-def _check_choice(value: Any, allowed: tuple, name: str) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
-    return value
 
 
 @measure(
@@ -433,7 +423,7 @@ def rbf_cka(
     """
     fraction = _check_fraction(fraction)
     debiased = _check_bool(debiased, "debiased")
-    median = _check_choice(median, ("pairs", "all_entries"), "median")
+    median = check_choice(median, ("pairs", "all_entries"), "median")
     return_details = _check_bool(return_details, "return_details")
     A = _as_float64_matrix(X, "X", measure_name="rbf_cka", min_rows=4)
     B = _as_float64_matrix(Y, "Y", measure_name="rbf_cka", min_rows=4)
@@ -451,9 +441,9 @@ def rbf_cka(
                              "pairs are identical points), so the median-heuristic RBF bandwidth is 0")
     exact = exact_a and exact_b
     if not exact:
-        _warn(f"rbf_cka: n = {n} > {EXACT_MEDIAN_MAX_N}, so the bandwidths come from the median of "
-              f"{MEDIAN_SAMPLE_PAIRS} randomly sampled pairs (seed={seed}), not the exact median",
-              SampledMedianWarning)
+        warn(f"rbf_cka: n = {n} > {EXACT_MEDIAN_MAX_N}, so the bandwidths come from the median of "
+             f"{MEDIAN_SAMPLE_PAIRS} randomly sampled pairs (seed={seed}), not the exact median",
+             SampledMedianWarning)
     s2a, s2b = fraction * fraction * med_a, fraction * fraction * med_b
     skl, skk, sll, rk, rl = _rbf_offdiagonal_sums(A, sqa, 0.5 / s2a, B, sqb, 0.5 / s2b, block)
     hkl = _hsic_from_sums(n, skl, rk, rl, debiased)
@@ -613,7 +603,7 @@ def minibatch_cka(
     Nguyen, Raghu & Kornblith (2021), "Do Wide and Deep Networks Learn the Same Things?", ICLR,
     arXiv:2010.15327. Kornblith et al. (2019), arXiv:1905.00414. Song et al. (2012), JMLR 13.
     """
-    kernel = _check_choice(kernel, ("linear", "rbf"), "kernel")
+    kernel = check_choice(kernel, ("linear", "rbf"), "kernel")
     debiased = _check_bool(debiased, "debiased")
     fraction = _check_fraction(fraction)
     return_n_batches = _check_bool(return_n_batches, "return_n_batches")
@@ -647,6 +637,6 @@ def minibatch_cka(
                 "HSIC needs at least 4 samples per batch")
         if used == 0:
             raise ValueError(f"minibatch_cka has no usable batch: {what}")
-        _warn(f"minibatch_cka dropped {what}", DroppedBatchWarning)
+        warn(f"minibatch_cka dropped {what}", DroppedBatchWarning)
     value = _cka_ratio(skl, skk, sll, "minibatch_cka")
     return (value, used) if return_n_batches else value

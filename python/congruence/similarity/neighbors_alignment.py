@@ -17,9 +17,10 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from .._engine import check_choice
 from ..neighbors import knn
 from ._measure import measure
-from .kernel_cka import _as_float64_matrix, _check_choice, _check_same_samples
+from .kernel_cka import _as_float64_matrix, _check_same_samples
 
 __all__ = ["MUTUAL_KNN_VARIANTS", "mutual_knn", "mutual_knn_chance", "mutual_knn_euclidean"]
 
@@ -59,7 +60,7 @@ def mutual_knn_chance(n: int, k: int = 10) -> float:
 
 
 def _mutual_knn(X: Any, Y: Any, k: Any, metric: str, num_threads: Optional[int]) -> float:
-    metric = _check_choice(metric, METRICS, "metric")
+    metric = check_choice(metric, METRICS, "metric")
     A = _as_float64_matrix(X, "X", measure_name="mutual_knn", min_rows=2)
     B = _as_float64_matrix(Y, "Y", measure_name="mutual_knn", min_rows=2)
     _check_same_samples(A, B)

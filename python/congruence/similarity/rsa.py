@@ -22,17 +22,17 @@ import numpy as np
 
 from .._arrays import as_host_array
 from .._resources import MemoryBudgetError, format_bytes, resolve_memory_limit
+from .._engine import check_choice
+from ._common import warn
 from ._measure import measure
 from .kernel_cka import (
     TILE_ENTRIES,
     _as_float64_matrix,
     _centre,
-    _check_choice,
     _check_same_samples,
     _row_sqnorms,
     _strict_upper_mask,
     _upper_sqdist,
-    _warn,
 )
 
 __all__ = ["RDMS", "COMPARISONS", "RSA_MAX_SAMPLES", "RSA_VARIANTS", "rsa", "rsa_euclidean", "rsa_sqeuclidean"]
@@ -72,9 +72,9 @@ def _correlation_panel(A: np.ndarray, name: str) -> np.ndarray:
         from .._engine import ConstantFeatureWarning
 
         first = np.flatnonzero(bad)[:5].tolist()
-        _warn(f"{name} has {count} sample(s) (rows; first indices {first}) that are constant across features, so "
-              "their Pearson correlations with other samples are undefined; they are set to 0 (dissimilarity 1)",
-              ConstantFeatureWarning)
+        warn(f"{name} has {count} sample(s) (rows; first indices {first}) that are constant across features, so "
+             "their Pearson correlations with other samples are undefined; they are set to 0 (dissimilarity 1)",
+             ConstantFeatureWarning)
     return A
 
 
@@ -121,7 +121,8 @@ def _pearson(u: np.ndarray, v: np.ndarray, what: str) -> float:
     v -= v.mean()
     den = float(u @ u) * float(v @ v)
     if not den > 0.0:
-        _warn(f"rsa: {what} of one RDM are all equal, so its correlation with the other is undefined; returning NaN")
+        warn(f"rsa: {what} of one RDM are all equal, so its correlation with the other is undefined; returning NaN",
+             RuntimeWarning)
         return math.nan
     return float(np.clip(float(u @ v) / math.sqrt(den), -1.0, 1.0))
 
@@ -187,8 +188,8 @@ def _compare(rdms: list, compare: str) -> float:
 
 
 def _rsa(X: Any, Y: Any, rdm: str, compare: str, memory_limit: Optional[float]) -> float:
-    rdm = _check_choice(rdm, RDMS, "rdm")
-    compare = _check_choice(compare, COMPARISONS, "compare")
+    rdm = check_choice(rdm, RDMS, "rdm")
+    compare = check_choice(compare, COMPARISONS, "compare")
     budget = resolve_memory_limit(memory_limit)
     min_cols = 2 if rdm == "correlation" else 1
     for x, name in ((X, "X"), (Y, "Y")):  # refuse too many samples before copying anything
