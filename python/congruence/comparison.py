@@ -494,7 +494,7 @@ class _Streamer:
     """
 
     def __init__(self, keys_a: list, keys_b: list, labels: dict, measures: tuple, options: dict, *, reservoir: int,
-                 seed: int, memory_limit: Any, n_total: Optional[int] = None) -> None:
+                 seed: int, memory_limit: Any, n_total: Optional[int] = None, num_threads: int = 1) -> None:
         self.keys_a, self.keys_b = keys_a, keys_b
         self.keys = list(dict.fromkeys(list(keys_a) + list(keys_b)))
         self.pos = {k: i for i, k in enumerate(self.keys)}
@@ -528,6 +528,8 @@ class _Streamer:
         self.memory: dict = {}
         self.device = None  # torch device of the state for CUDA activations; None on the host
         self.res: Optional[_Reservoir] = None
+        self.num_threads = num_threads
+        self._panel: Optional[np.ndarray] = None
 
     # ------------------------------------------------------------------ planning
     def _plan(self, batch: dict) -> None:
@@ -553,9 +555,15 @@ class _Streamer:
         # Rows per chunk: CHUNK_ROWS, fewer when the budget left after the state is tight (float64
         # copies of one chunk of every layer plus the per-sample norms).
         rows = CHUNK_ROWS if self.n_total is None else max(1, min(CHUNK_ROWS, self.n_total))
+        # Products run in the activations' precision (float32 unless a layer is float64), the sums
+        # in float64: the policy of CrossStats (METHODS §1.2).
+        self.panel_dtype = np.dtype(np.float64) if any(d == np.float64 for d in dtypes.values()) else \
+            np.dtype(np.float32)
+        item = self.panel_dtype.itemsize
         left = self.budget - 8 * (layer_b + pair_b + finish_b) - (reservoir_bytes if self.sample else 0)
-        self.chunk_rows = max(1, min(rows, left // (16 * sum_p))) if left > 0 else 1
-        chunk_b = 2 * self.chunk_rows * sum_p
+        self.chunk_rows = max(1, min(rows, left // (2 * item * sum_p))) if left > 0 else 1
+        # the shifted panel of one chunk (host), or float64 copies of one chunk (CUDA state)
+        chunk_b = (self.chunk_rows * sum_p * item) // 8 if self.device is None else 2 * self.chunk_rows * sum_p
         feature_bytes = 8 * (layer_b + pair_b + finish_b + chunk_b) if self.feature else 0
         self.memory = {"memory_limit": int(self.budget), "feature_state_bytes": int(feature_bytes),
                        "reservoir_bytes": int(reservoir_bytes if self.sample else 0),
@@ -614,8 +622,30 @@ class _Streamer:
         for k in self.keys:
             self.a[k] = self._zeros(W[k])
             self.G[k] = self._zeros(W[k], W[k])
+        # Per layer k, its partners l (pos[k] < pos[l]) share one rectangle when their columns are
+        # contiguous in the panel (two models: every A layer against all B layers; one model: every
+        # layer against the later ones), so one product serves them all; other pairs get their own.
+        self.offset, off = {}, 0
+        for k in self.keys:
+            self.offset[k] = off
+            off += W[k]
+        self.rect: dict = {}
+        partners: dict = {k: [] for k in self.keys}
         for k, l in self.pairs:
-            self.Gp[(k, l)] = self._zeros(W[k], W[l])
+            partners[k].append(l)
+        for k, ls in partners.items():
+            cols = [self.offset[l] for l in ls]
+            contiguous = bool(ls) and all(cols[i + 1] == cols[i] + W[ls[i]] for i in range(len(ls) - 1))
+            if contiguous and self.device is None:
+                R = self._zeros(W[k], sum(W[l] for l in ls))
+                self.rect[k] = (cols[0], R)
+                for l in ls:
+                    c = self.offset[l] - cols[0]
+                    self.Gp[(k, l)] = R[:, c:c + W[l]]
+            else:
+                for l in ls:
+                    self.Gp[(k, l)] = self._zeros(W[k], W[l])
+        self.sealed = False
         if self.hsic:
             self.s_alpha = {k: 0.0 for k in self.keys}
             self.s_alpha2 = {k: 0.0 for k in self.keys}
@@ -689,6 +719,75 @@ class _Streamer:
         self.n_batches += 1
 
     def _accumulate(self, batch: dict, b: int) -> None:
+        if self.device is None:
+            self._accumulate_host(batch, b)
+        else:
+            self._accumulate_device(batch, b)
+
+    def _accumulate_host(self, batch: dict, b: int) -> None:
+        """Host path: per chunk, one shifted panel of every layer (the products' precision), the
+        per-layer Grams by symmetric updates and each layer's cross rectangle by one product,
+        summed into the float64 state by the engine (float32 products over ≤ 4096 samples)."""
+        from . import _engine as E
+        from ._resources import blas_threads
+
+        if not self.shift:
+            for k in self.keys:
+                head = np.asarray(_host_view(batch[k][:CHUNK_ROWS]), dtype=np.float64)
+                if not np.isfinite(head).all():
+                    raise self._nonfinite(k)
+                self.shift[k] = head.mean(0)
+        step = self.chunk_rows
+        width = sum(self.widths.values())
+        threads = self.num_threads
+        for r0 in range(0, b, step):
+            rows = min(step, b - r0)
+            if self._panel is None or self._panel.shape[0] < rows:
+                self._panel = np.empty((rows, width), self.panel_dtype)
+            U = self._panel[:rows]
+            u: dict = {}
+            for k in self.keys:
+                o = self.offset[k]
+                uk = U[:, o:o + self.widths[k]]
+                np.subtract(_host_view(batch[k][r0:r0 + rows]), self.shift[k], out=uk, casting="unsafe")
+                col = uk.sum(0, dtype=np.float64)
+                if not np.isfinite(col).all():  # a NaN or Inf anywhere in the chunk makes its column sum so
+                    raise self._nonfinite(k)
+                self.a[k] += col
+                u[k] = uk
+            with blas_threads(1):
+                for k in self.keys:
+                    E.accumulate_gram(u[k], None, self.G[k], threads)
+                    if k in self.rect:
+                        c0, R = self.rect[k]
+                        E.accumulate_gram(u[k], U[:, c0:c0 + R.shape[1]], R, threads)
+                for (k, l), g in self.Gp.items():
+                    if k not in self.rect:
+                        E.accumulate_gram(u[k], u[l], g, threads)
+            if self.hsic:
+                alpha = {}
+                for k in self.keys:
+                    al = np.einsum("ij,ij->i", u[k], u[k], dtype=np.float64)
+                    alpha[k] = al
+                    self.s_alpha[k] += float(al.sum())
+                    self.s_alpha2[k] += float(al @ al)
+                    self.alpha_u[k] += al @ u[k]
+                for pr in self.pairs:
+                    k, l = pr
+                    self.s_cross[pr] += float(alpha[k] @ alpha[l])
+                    self.w_kl[pr] += alpha[l] @ u[k]
+                    self.w_lk[pr] += alpha[k] @ u[l]
+
+    def _seal(self) -> None:
+        """Mirror the per-layer Grams (the host path updates their upper triangles), once."""
+        if self.device is not None or self.sealed or not self.G:
+            return
+        for g in self.G.values():
+            lower = np.tril_indices(g.shape[0], -1)
+            g[lower] = g.T[lower]
+        self.sealed = True
+
+    def _accumulate_device(self, batch: dict, b: int) -> None:
         if not self.shift:
             for k in self.keys:
                 head = self._f64(batch[k][:CHUNK_ROWS])
@@ -726,6 +825,13 @@ class _Streamer:
             return a.detach().cpu().numpy().astype(np.float64)
         return np.asarray(a, dtype=np.float64)
 
+    def _precision(self) -> str:
+        """The CrossStats precision of the streamed products (float64 for float64 activations and
+        on the CUDA path, which accumulates float64 copies)."""
+        if self.device is not None:
+            return "float64"
+        return str(getattr(self, "panel_dtype", np.dtype(np.float64)))
+
     def _pair_sums(self, kx: Any, ky: Any) -> tuple:
         """Σα_xα_y, Σβ_i u_i (p) and Σα_i v_i (q) of the pair (METHODS §2.2), in the pair's orientation."""
         h = self._np
@@ -747,7 +853,7 @@ class _Streamer:
             gxy = h(self.Gp[(kx, ky)])
         else:
             gxy = h(self.Gp[(ky, kx)]).T
-        state = {"n": self.n, "cross_only": False, "precision": "float64", "shift_x": h(self.shift[kx]),
+        state = {"n": self.n, "cross_only": False, "precision": self._precision(), "shift_x": h(self.shift[kx]),
                  "shift_y": h(self.shift[ky]), "sum_x": h(self.a[kx]), "sum_y": h(self.a[ky]),
                  "gram_xx": h(self.G[kx]), "gram_xy": gxy, "gram_yy": h(self.G[ky])}
         cs = CrossStats.from_state_dict(state)
@@ -850,6 +956,8 @@ class _Streamer:
     def finish(self, progress: bool = False) -> tuple[dict, dict, dict]:
         if self.n == 0:
             raise ValueError("the data yielded no samples (no batches, or only empty ones); nothing to compare")
+        if self.route == "streamed" and self.feature:
+            self._seal()
         na, nb = len(self.keys_a), len(self.keys_b)
         values = {m: np.full((na, nb), np.nan) for m in self.measures}
         timing = {m: 0.0 for m in self.measures}
@@ -889,7 +997,8 @@ class _Streamer:
                 bar.close()
         filled = 0 if self.res is None else self.res.filled
         subset = {m: int(filled) for m in on_res if filled < self.n}
-        info = {"route": self.route, "sources": {m: ("streamed" if m in streamed else "reservoir")
+        info = {"route": self.route, "precision": self._precision(),
+                "sources": {m: ("streamed" if m in streamed else "reservoir")
                                                   for m in self.measures},
                 "memory": self.memory, "n_batches": self.n_batches,
                 "timing": {"measures_s": timing}}

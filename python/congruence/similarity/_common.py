@@ -36,6 +36,15 @@ __all__ = [
 UNIT_ROUNDOFF = float(np.finfo(np.float64).eps)
 #: Covariance-path whitening drops eigenvalues λ <= EIG_RTOL·λ_max (METHODS §2.5).
 EIG_RTOL = 1e-10
+#: The same for Grams accumulated from float32 (or lower-precision) products: their entries carry
+#: relative errors of about 2⁻²⁴·√(samples per float32 sum), so a rank-deficient input's null space
+#: shows eigenvalues of ~1e-7·λ_max instead of ~1e-16; below 1e-6·λ_max is numerically zero there.
+EIG_RTOL_FLOAT32 = 1e-6
+
+
+def eig_rtol(precision: str) -> float:
+    """The whitening cut-off for Grams accumulated at ``precision`` (a CrossStats precision)."""
+    return EIG_RTOL if precision == "float64" else EIG_RTOL_FLOAT32
 #: Rows per block of the tiled sample (Gram) path: a block is at most this many float64 entries.
 GRAM_BLOCK_ENTRIES = 1 << 22
 
@@ -83,6 +92,8 @@ class Data:
     const_y: np.ndarray
     mean_x: np.ndarray
     mean_y: np.ndarray
+    roundoff_x: float = UNIT_ROUNDOFF  # machine epsilon of the input's own dtype (rank cut-offs)
+    roundoff_y: float = UNIT_ROUNDOFF
 
     @property
     def n(self) -> int:
@@ -96,17 +107,21 @@ class Data:
                       const_x=self.const_x, const_y=self.const_y)
 
 
-def _float64_copy(X: Any, name: str) -> np.ndarray:
-    """Validated float64 copy of a host 2-D input (numpy, CPU torch, array protocols)."""
+def _float64_copy(X: Any, name: str) -> tuple[np.ndarray, float]:
+    """Validated float64 copy of a host 2-D input (numpy, CPU torch, array protocols), and the
+    machine epsilon of its own dtype: the rank cut-offs of float32 data must not count its
+    rounding noise as rank (METHODS §2.5)."""
     h = as_host_array(X, name)  # TypeError for non-float dtypes, ValueError for GPU arrays
     check_matrix(h)
     if h.code == BFLOAT16:
         arr = (h.array.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+        eps = 2.0 ** -7
     else:
         arr = h.array.astype(np.float64)  # always a private copy (centred in place below)
+        eps = float(np.finfo(h.array.dtype).eps)
     if not np.isfinite(arr).all():
         raise ValueError(E.nonfinite_message(name))
-    return arr
+    return arr, eps
 
 
 def centre(arr: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -151,6 +166,7 @@ class Blocks:
     dyy: np.ndarray
     const_x: np.ndarray
     const_y: np.ndarray
+    eig_rtol: float = EIG_RTOL  # whitening cut-off: EIG_RTOL_FLOAT32 for float32-product Grams
 
     def full(self, what: str) -> None:
         if self.mxx is None or self.myy is None:
@@ -179,7 +195,8 @@ class Blocks:
             mxx[:, cx] = 0.0
             myy[cy, :] = 0.0
             myy[:, cy] = 0.0
-        return cls(n=n, mxx=mxx, mxy=mxy, myy=myy, dxx=dxx, dyy=dyy, const_x=cx, const_y=cy)
+        return cls(n=n, mxx=mxx, mxy=mxy, myy=myy, dxx=dxx, dyy=dyy, const_x=cx, const_y=cy,
+                   eig_rtol=eig_rtol(cs.precision))
 
 
 def _constant(diag: np.ndarray, mean: np.ndarray, n: int) -> np.ndarray:
@@ -222,11 +239,11 @@ def gather(X: Any, Y: Any, stats: Any, *, measure: str, min_n: int) -> "Data | B
     if inputs_on_device(X=X, Y=Y):
         cs = device_cross_stats(X, Y, measure, min_n)
         return Blocks.from_cross_stats(cs)
-    x, y = _float64_copy(X, "X"), _float64_copy(Y, "Y")
+    (x, ex), (y, ey) = _float64_copy(X, "X"), _float64_copy(Y, "Y")
     check_samples(x.shape[0], y.shape[0], measure, min_n)
     x, cx, mx = centre(x, "X")
     y, cy, my = centre(y, "Y")
-    return Data(x=x, y=y, const_x=cx, const_y=cy, mean_x=mx, mean_y=my)
+    return Data(x=x, y=y, const_x=cx, const_y=cy, mean_x=mx, mean_y=my, roundoff_x=ex, roundoff_y=ey)
 
 
 def check_samples(nx: int, ny: int, measure: str, min_n: int) -> None:
@@ -318,13 +335,13 @@ def sign_fix(V: np.ndarray) -> np.ndarray:
     return V * signs
 
 
-def basis(xc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def basis(xc: np.ndarray, roundoff: float = UNIT_ROUNDOFF) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rank-revealing thin SVD of centred data: (U_r, s_r, V_rᵀ) with σ >= n·u·σ_max kept
-    (METHODS §2.5)."""
+    (METHODS §2.5), u the machine epsilon of the data's own dtype (``roundoff``)."""
     U, s, Vt = np.linalg.svd(xc, full_matrices=False)
     if s.size == 0 or s[0] == 0:
         return U[:, :0], s[:0], Vt[:0]
-    r = int(np.count_nonzero(s >= xc.shape[0] * UNIT_ROUNDOFF * s[0]))
+    r = int(np.count_nonzero(s >= xc.shape[0] * roundoff * s[0]))
     return U[:, :r], s[:r], Vt[:r]
 
 
@@ -335,13 +352,13 @@ def eigh_desc(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return w[order], sign_fix(V[:, order])
 
 
-def whitener(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(W_k, λ_k): eigenpairs of a PSD matrix with λ > 1e-10·λ_max (METHODS §2.5), so that
-    W_k diag(λ_k^{-1/2}) whitens M on its numerical range."""
+def whitener(M: np.ndarray, rtol: float = EIG_RTOL) -> tuple[np.ndarray, np.ndarray]:
+    """(W_k, λ_k): eigenpairs of a PSD matrix with λ > rtol·λ_max (1e-10 by default; METHODS
+    §2.5), so that W_k diag(λ_k^{-1/2}) whitens M on its numerical range."""
     w, V = eigh_desc(M)
     if w.size == 0 or w[0] <= 0:
         return V[:, :0], w[:0]
-    keep = w > EIG_RTOL * w[0]
+    keep = w > rtol * w[0]
     return V[:, keep], w[keep]
 
 

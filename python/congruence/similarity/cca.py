@@ -92,11 +92,11 @@ class _Canonical:
     method: str
 
 
-def _qr(x: np.ndarray, y: np.ndarray) -> _Canonical:
+def _qr(x: np.ndarray, y: np.ndarray, ux_eps: float = C.UNIT_ROUNDOFF, uy_eps: float = C.UNIT_ROUNDOFF) -> _Canonical:
     """QR path (accuracy reference): rank-revealing thin SVD X̃ = U_r S_r V_rᵀ (σ < n·u·σ_max
     dropped), Q_X = U_r; ρ = svd(Q_XᵀQ_Y)."""
-    ux, sx, vtx = C.basis(x)
-    uy, sy, vty = C.basis(y)
+    ux, sx, vtx = C.basis(x, ux_eps)
+    uy, sy, vty = C.basis(y, uy_eps)
     A, rho, Bt = np.linalg.svd(ux.T @ uy, full_matrices=False)
     # ĥ_i = Q_X a_i, so ⟨ĥ_i, x̃_j⟩ = a_iᵀ Q_Xᵀ x̃_j = (Aᵀ S_r V_rᵀ)_ij.
     proj_x = A.T @ (sx[:, None] * vtx)
@@ -104,7 +104,8 @@ def _qr(x: np.ndarray, y: np.ndarray) -> _Canonical:
     return _Canonical(np.clip(rho, 0.0, 1.0), proj_x, proj_y, ux.shape[1], uy.shape[1], "qr")
 
 
-def _covariance(mxx: np.ndarray, mxy: np.ndarray, myy: np.ndarray, n: int, epsilon: float) -> _Canonical:
+def _covariance(mxx: np.ndarray, mxy: np.ndarray, myy: np.ndarray, n: int, epsilon: float,
+                rtol: float = C.EIG_RTOL) -> _Canonical:
     """Covariance path (streamable): whiten Σ_xx = M_xx/(n−1) (+ εI) by float64 eigh, dropping
     λ ≤ 1e-10·λ_max; ρ = svd(Σ_xx^{-1/2} Σ_xy Σ_yy^{-1/2}); canonical weights w_i = Σ_xx^{-1/2}a_i and
     ⟨ĥ_i, x̃_j⟩ = (M_xx w_i)_j / √(w_iᵀM_xx w_i)."""
@@ -112,8 +113,8 @@ def _covariance(mxx: np.ndarray, mxy: np.ndarray, myy: np.ndarray, n: int, epsil
     if epsilon:
         sxx = sxx + epsilon * np.eye(sxx.shape[0])
         syy = syy + epsilon * np.eye(syy.shape[0])
-    wx, lx = C.whitener(sxx)
-    wy, ly = C.whitener(syy)
+    wx, lx = C.whitener(sxx, rtol)
+    wy, ly = C.whitener(syy, rtol)
     fx, fy = wx / np.sqrt(lx), wy / np.sqrt(ly)  # Σ^{-1/2} restricted to the numerical range
     A, rho, Bt = np.linalg.svd(fx.T @ sxy @ fy, full_matrices=False)
 
@@ -150,12 +151,12 @@ def _canonical(data: "C.Data | C.Blocks", method: str, epsilon: float, name: str
     C.warn_constant(cx, cy, name)
     kx, ky = ~cx, ~cy
     if method == "qr":
-        can = _qr(data.x[:, kx], data.y[:, ky])
+        can = _qr(data.x[:, kx], data.y[:, ky], data.roundoff_x, data.roundoff_y)
     else:
         blocks = data.blocks() if isinstance(data, C.Data) else data
         blocks.full(name)
         can = _covariance(blocks.mxx[np.ix_(kx, kx)], blocks.mxy[np.ix_(kx, ky)], blocks.myy[np.ix_(ky, ky)],
-                          blocks.n, epsilon)
+                          blocks.n, epsilon, blocks.eig_rtol)
     n = data.n
     p, q = int(kx.sum()), int(ky.sum())
     degenerate = p >= n or q >= n or max(can.rank_x, can.rank_y) >= n - 1
@@ -313,15 +314,15 @@ def svcca(X: Any = None, Y: Any = None, *, threshold: float = 0.99, k: Union[int
     if cy.all():
         raise C.no_features("Y", name)
     if isinstance(data, C.Data):
-        ux, sx, _ = C.basis(data.x[:, ~cx])
-        uy, sy, _ = C.basis(data.y[:, ~cy])
+        ux, sx, _ = C.basis(data.x[:, ~cx], data.roundoff_x)
+        uy, sy, _ = C.basis(data.y[:, ~cy], data.roundoff_y)
         kx = _choose_k(sx, threshold, kx_fixed, mode)
         ky = _choose_k(sy, threshold, ky_fixed, mode)
         rho = np.linalg.svd(ux[:, :kx].T @ uy[:, :ky], compute_uv=False)
     else:
         data.full(name)
-        vx, lx = C.whitener(data.mxx[np.ix_(~cx, ~cx)])  # eigenpairs, λ descending, λ > 1e-10·λ_max
-        vy, ly = C.whitener(data.myy[np.ix_(~cy, ~cy)])
+        vx, lx = C.whitener(data.mxx[np.ix_(~cx, ~cx)], data.eig_rtol)  # eigenpairs, λ descending
+        vy, ly = C.whitener(data.myy[np.ix_(~cy, ~cy)], data.eig_rtol)
         kx = _choose_k(np.sqrt(lx), threshold, kx_fixed, mode)
         ky = _choose_k(np.sqrt(ly), threshold, ky_fixed, mode)
         cross = vx[:, :kx].T @ data.mxy[np.ix_(~cx, ~cy)] @ vy[:, :ky]
@@ -435,7 +436,7 @@ def pwcca(X: Any = None, Y: Any = None, *, side: str = "first", symmetric: bool 
         value = _google_pwcca(data, epsilon)
         if symmetric:
             swapped = C.Data(x=data.y, y=data.x, const_x=data.const_y, const_y=data.const_x, mean_x=data.mean_y,
-                             mean_y=data.mean_x)
+                             mean_y=data.mean_x, roundoff_x=data.roundoff_y, roundoff_y=data.roundoff_x)
             value = 0.5 * (value + _google_pwcca(swapped, epsilon))
         return value
     route = _resolve_method(method, data, epsilon, name)

@@ -66,7 +66,7 @@ def linear_regression_r2(X: Any = None, Y: Any = None, *, ridge: float = 0.0, st
         return 0.0
     ky = ~cy
     if isinstance(data, C.Data) and ridge == 0:
-        uy = C.basis(data.y[:, ky])[0]
+        uy = C.basis(data.y[:, ky], data.roundoff_y)[0]
         num = float(np.sum((uy.T @ data.x) ** 2))
         den = float(np.sum(data.x * data.x))
     else:
@@ -76,7 +76,7 @@ def linear_regression_r2(X: Any = None, Y: Any = None, *, ridge: float = 0.0, st
         myx = blocks.mxy[:, ky].T
         myy = blocks.myy[np.ix_(ky, ky)]
         if ridge == 0:
-            V, lam = C.whitener(myy)
+            V, lam = C.whitener(myy, blocks.eig_rtol)
         else:
             lam, V = C.eigh_desc(myy)
             lam = np.maximum(lam, 0.0) + ridge
