@@ -58,7 +58,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from ._resources import MemoryBudgetError, format_bytes, resolve_memory_limit
+from ._resources import MemoryBudgetError, format_bytes, resolve_memory_limit, resolve_threads
 from .cross_stats import CrossStats
 from ._xp import NUMPY
 from .similarity import REGISTRY, HSICStats
@@ -72,6 +72,8 @@ _DRAW_BLOCK = 1 << 16
 #: The measures computed from the streamed per-layer / per-pair state (``stats=``).
 FEATURE_MEASURES = ("linear_cka", "debiased_cka", "cca", "svcca", "pwcca", "linear_regression_r2", "procrustes")
 _FORMAT = "congruence.Comparison"
+#: compare's routes for the feature-space measures (compare docstring).
+ROUTES = ("auto", "features", "samples")
 
 
 def available_measures() -> list[str]:
@@ -121,6 +123,12 @@ def _check_options(options: Any, measures: tuple[str, ...]) -> dict[str, dict]:
             raise ValueError("measure_options may not set stats=")
         out[m] = dict(kw)
     return out
+
+
+def _check_route(route: Any) -> str:
+    if route not in ROUTES:
+        raise ValueError(f"route must be one of {ROUTES}; got {route!r}")
+    return route
 
 
 def _check_int(value: Any, name: str, *, minimum: int, allow_none: bool = False) -> Optional[int]:
@@ -474,6 +482,8 @@ class _Reservoir:
     def arrays(self) -> tuple[np.ndarray, dict]:
         """(sorted sample indices, {key: rows in that order})."""
         idx = self.index[:self.filled]
+        if np.array_equal(idx, np.arange(idx.size)):  # every sample so far, in order: views, no copy
+            return idx.copy(), {k: r[:self.filled] for k, r in self.rows.items()}
         order = np.argsort(idx, kind="stable")
         return idx[order], {k: r[:self.filled][order] for k, r in self.rows.items()}
 
@@ -494,7 +504,8 @@ class _Streamer:
     """
 
     def __init__(self, keys_a: list, keys_b: list, labels: dict, measures: tuple, options: dict, *, reservoir: int,
-                 seed: int, memory_limit: Any, n_total: Optional[int] = None, num_threads: int = 1) -> None:
+                 seed: int, memory_limit: Any, n_total: Optional[int] = None, num_threads: int = 1,
+                 route: str = "auto", n_estimate: Optional[int] = None) -> None:
         self.keys_a, self.keys_b = keys_a, keys_b
         self.keys = list(dict.fromkeys(list(keys_a) + list(keys_b)))
         self.pos = {k: i for i, k in enumerate(self.keys)}
@@ -507,7 +518,7 @@ class _Streamer:
             self.sample += unknown
             self.feature = [m for m in self.feature if m in FEATURE_MEASURES]
         self.hsic = "debiased_cka" in self.feature
-        self.capacity = reservoir
+        self.capacity = self.user_capacity = reservoir
         self.seed = seed
         self.budget = resolve_memory_limit(memory_limit)
         self.n_total = n_total
@@ -530,6 +541,9 @@ class _Streamer:
         self.res: Optional[_Reservoir] = None
         self.num_threads = num_threads
         self._panel: Optional[np.ndarray] = None
+        self.requested_route = route
+        self.n_estimate = n_total if n_total is not None else n_estimate
+        self.route_reason = ""
 
     # ------------------------------------------------------------------ planning
     def _plan(self, batch: dict) -> None:
@@ -569,14 +583,24 @@ class _Streamer:
                        "reservoir_bytes": int(reservoir_bytes if self.sample else 0),
                        "per_layer_gram_entries": int(sum(W[k] ** 2 for k in self.keys)),
                        "per_pair_cross_entries": int(sum(W[k] * W[l] for k, l in self.pairs))}
+        self.memory["planned_feature_state_bytes"] = int(feature_bytes)
         need = feature_bytes + (reservoir_bytes if self.sample else 0)
+        widths = ", ".join(f"{self.labels[k]}: {W[k]}" for k in self.keys)
+        if self.requested_route != "features" and self._prefer_samples(feature_bytes):
+            return
         if need <= self.budget:
             self.route = "streamed"
+            self.route_reason = self.route_reason or "the feature-space state fits"
             if not self.sample:
                 self.res = None
             self._allocate()
             return
-        widths = ", ".join(f"{self.labels[k]}: {W[k]}" for k in self.keys)
+        if self.requested_route == "features":
+            raise MemoryBudgetError(
+                f"compare(route='features'): the streamed feature-space state for {self.feature} needs "
+                f"{format_bytes(need)} but memory_limit is {format_bytes(self.budget)}; widths: {widths}. Use "
+                "route='auto' or 'samples' (the Gram path on every sample), fewer or narrower layers, or a larger "
+                "memory_limit")
         if not self.feature:
             raise MemoryBudgetError(
                 f"compare: the reservoir for the sample-space measures {self.sample} ({res_rows} rows of {sum_p} "
@@ -600,9 +624,83 @@ class _Streamer:
                 f"{format_bytes(reservoir_bytes)}, also beyond memory_limit. Use spatial='mean', fewer or narrower "
                 "layers, or a larger memory_limit")
         self.route = "reservoir"
+        self.route_reason = "the feature-space state does not fit in memory_limit"
         self._fallback_message = fallback
         self.memory["feature_state_bytes"] = 0
         self.memory["reservoir_bytes"] = int(reservoir_bytes)
+
+    def _flops(self) -> tuple[float, float]:
+        """(feature-space, sample-space) multiply-adds of linear CKA for the planned sample count:
+        Σ_k n·p_k²/2 + Σ_pairs n·p_k·p_l against Σ_k n²·p_k/2 + L²·n²/2 (per-layer n×n Grams by
+        upper row blocks, then their Frobenius products)."""
+        W, n = self.widths, float(self.n_estimate or 0)
+        feature = sum(n * W[k] ** 2 / 2 for k in self.keys) + sum(n * W[k] * W[l] for k, l in self.pairs)
+        sample = sum(n * n * W[k] / 2 for k in self.keys) + len(self.keys) ** 2 * n * n / 2
+        return feature, sample
+
+    def _sample_route_bytes(self, rows: int) -> int:
+        """Every sample of every layer (the reservoir) plus the row blocks of the Gram path."""
+        assert self.res is not None
+        L = len(self.keys)
+        block = self._gram_block_rows(rows)
+        return self.res.bytes_for(rows) + 8 * L * block * rows + 4 * block * rows
+
+    def _gram_block_rows(self, n: int) -> int:
+        return int(max(16, min(512, (1 << 27) // max(1, len(self.keys) * n))))
+
+    def _prefer_samples(self, feature_bytes: int) -> bool:
+        """route='samples', or 'auto' when the sample (Gram) path is exact here (the reservoir can
+        hold every sample), fits, and needs under half the multiply-adds of the feature path; the
+        sample count is the known or estimated one (len(data) x the first batch)."""
+        assert self.res is not None
+        n = self.n_estimate
+        explicit = self.requested_route == "samples"
+        lin_only = set(self.feature) <= {"linear_cka"}
+        if not explicit and (n is None or not self.feature or not lin_only):
+            return False
+        if explicit:
+            if n is not None and n > self.capacity and not self.sample:
+                self.capacity = n  # the Gram path needs every sample; nothing else uses the reservoir
+            self.res.capacity = self.capacity
+            need = self._sample_route_bytes(min(self.capacity, n) if n is not None else self.capacity)
+            if need > self.budget:
+                raise MemoryBudgetError(
+                    f"compare(route='samples'): every sample of every layer ({n if n is not None else self.capacity} "
+                    f"rows of {sum(self.widths.values())} features) needs {format_bytes(need)} but memory_limit is "
+                    f"{format_bytes(self.budget)}")
+            self.route_reason = "route='samples' was asked for"
+        else:
+            capacity = self.capacity if self.sample else max(self.capacity, n)
+            if n > capacity:
+                return False
+            need = self._sample_route_bytes(n)
+            feature, sample = self._flops()
+            if need > self.budget or sample >= 0.5 * feature:
+                return False
+            self.capacity = self.res.capacity = capacity
+            self.route_reason = (f"auto: the sample (Gram) path needs {sample:.3g} multiply-adds against "
+                                 f"{feature:.3g} for the feature path, and every sample fits in memory_limit")
+        self.route = "reservoir"
+        self._fallback_message = "compare: " + self.route_reason + ". "
+        self.memory["feature_state_bytes"] = 0
+        self.memory["reservoir_bytes"] = int(self._sample_route_bytes(min(self.capacity, n or self.capacity)))
+        return True
+
+    def _to_features(self) -> None:
+        """Leave the auto-chosen sample path: replay the samples seen so far (all of them are in the
+        reservoir, in order) into the feature-space state, then stream on."""
+        self.route = "streamed"
+        self.route_reason = ("auto: the data had more samples than estimated, so the pass moved to the feature-space "
+                             f"state after {self.n} samples (replayed from the reservoir)")
+        self.memory["feature_state_bytes"] = self.memory.get("planned_feature_state_bytes", 0)
+        self._allocate()
+        _, rows = self.res.arrays()
+        for r0 in range(0, self.n, CHUNK_ROWS):
+            self._accumulate({k: r[r0:r0 + CHUNK_ROWS] for k, r in rows.items()}, min(CHUNK_ROWS, self.n - r0))
+        if self.sample:
+            self.capacity = self.res.capacity = self.user_capacity
+        else:
+            self.res = None
 
     def _zeros(self, *shape: int) -> Any:
         if self.device is None:
@@ -702,6 +800,8 @@ class _Streamer:
             if int(batch[k].shape[1]) != self.widths[k]:
                 raise ValueError(f"{self.labels[k]} has {int(batch[k].shape[1])} features in this batch but "
                                  f"{self.widths[k]} in the first one")
+        if self.route == "reservoir" and self.n + b > self.capacity and self.route_reason.startswith("auto"):
+            self._to_features()  # more samples than len(data) promised: replay them into the feature state
         if self.route == "reservoir" and self.n + b > self.capacity:
             raise MemoryBudgetError(
                 self._fallback_message + f"The sample path needs every sample in the reservoir, but the data have "
@@ -953,6 +1053,56 @@ class _Streamer:
         hxy = float((tr_kl + lx["sk"] * ly["sk"] * c1 - c2 * kl1) * norm)
         return _ratio(hxy, lx["hsic_self"], ly["hsic_self"], "debiased_cka", lx["hsic_scale"], ly["hsic_scale"])
 
+    def _gram_path_linear_cka(self, rows: dict) -> np.ndarray:
+        """Linear CKA of every (A, B) layer pair from the sample-space Grams (METHODS §2.1):
+        ⟨K̃_k, K̃_l⟩_F with K̃_k = X̃_k X̃_kᵀ over all n samples, by blocks of rows and only the
+        upper blocks (the lower ones by symmetry), so no n×n matrix is resident and each layer's
+        Gram is formed once. The reservoir rows are centred in place (two-pass float64 means;
+        constant features, METHODS §1.3, set to 0). Products in the rows' precision, float32
+        products summed over ≤ 4096 features, then in float64."""
+        from .similarity._common import _constant
+        from .similarity.cka import _ratio
+        from ._resources import blas_threads
+
+        n, keys = self.n, self.keys
+        X = {}
+        for k in keys:
+            x = rows[k]
+            mean = x.mean(axis=0, dtype=np.float64)
+            x -= mean.astype(x.dtype)
+            second = x.mean(axis=0, dtype=np.float64)  # the residual mean, to the last bits
+            x -= second.astype(x.dtype)
+            ss = np.einsum("ij,ij->j", x, x, dtype=np.float64)
+            const = _constant(ss, mean + second, n)
+            x[:, const] = 0
+            X[k] = x
+        L, rb = len(keys), self._gram_block_rows(n)
+        F = np.zeros((L, L))
+        chunk = 4096
+        with blas_threads(self.num_threads):
+            for r0 in range(0, n, rb):
+                r1 = min(n, r0 + rb)
+                blocks = np.empty((L, r1 - r0, n - r0))
+                for i, k in enumerate(keys):
+                    x = X[k]
+                    p = x.shape[1]
+                    if p <= chunk or x.dtype == np.float64:
+                        blocks[i] = x[r0:r1] @ x[r0:].T
+                    else:
+                        blocks[i] = 0.0
+                        for c0 in range(0, p, chunk):
+                            blocks[i] += x[r0:r1, c0:c0 + chunk] @ x[r0:, c0:c0 + chunk].T
+                flat = blocks.reshape(L, -1)
+                square = np.ascontiguousarray(blocks[:, :, :r1 - r0]).reshape(L, -1)
+                F += 2.0 * (flat @ flat.T) - square @ square.T  # off-diagonal blocks count twice
+        pos = {k: i for i, k in enumerate(keys)}
+        out = np.empty((len(self.keys_a), len(self.keys_b)))
+        for i, ka in enumerate(self.keys_a):
+            for j, kb in enumerate(self.keys_b):
+                a, b = pos[ka], pos[kb]
+                out[i, j] = _ratio(F[a, b], F[a, a], F[b, b], "linear_cka")
+        return out
+
     def finish(self, progress: bool = False) -> tuple[dict, dict, dict]:
         if self.n == 0:
             raise ValueError("the data yielded no samples (no batches, or only empty ones); nothing to compare")
@@ -968,6 +1118,9 @@ class _Streamer:
         if on_res:
             indices, res_rows = self.res.arrays()
         fast = self._fast_measures(streamed)
+        # linear CKA on every sample without options: all pairs at once from per-layer Grams
+        gram_path = [m for m in on_res if m == "linear_cka" and not self.options.get(m) and self.res is not None
+                     and self.res.filled == self.n and self.n >= 2]
         bar = _progress(progress, total=na * nb, desc="pairs")
         try:
             for i, ka in enumerate(self.keys_a):
@@ -980,6 +1133,8 @@ class _Streamer:
                             values[m][i, j] = cache[key]
                             continue
                         t0 = time.perf_counter()
+                        if m in gram_path:
+                            continue  # below, after the other reservoir measures (it centres the rows in place)
                         if m in fast:
                             v = fast[m](ka, kb)
                         elif m in streamed:
@@ -995,9 +1150,13 @@ class _Streamer:
         finally:
             if bar is not None:
                 bar.close()
+        for m in gram_path:
+            t0 = time.perf_counter()
+            values[m][:] = self._gram_path_linear_cka(res_rows)
+            timing[m] += time.perf_counter() - t0
         filled = 0 if self.res is None else self.res.filled
         subset = {m: int(filled) for m in on_res if filled < self.n}
-        info = {"route": self.route, "precision": self._precision(),
+        info = {"route": self.route, "route_reason": self.route_reason, "precision": self._precision(),
                 "sources": {m: ("streamed" if m in streamed else "reservoir")
                                                   for m in self.measures},
                 "memory": self.memory, "n_batches": self.n_batches,
@@ -1037,7 +1196,8 @@ def compare(model_a: Any, model_b: Any = None, data: Any = None, *, layers_a: An
             measures: Union[str, Sequence[str]] = ("linear_cka",), spatial: Any = "flatten", select: Any = None,
             max_batches: Optional[int] = None, reservoir: int = 4096, device: Any = None, progress: bool = False,
             seed: int = 0, memory_limit: Optional[float] = None,
-            measure_options: Optional[dict] = None) -> Comparison:
+            measure_options: Optional[dict] = None, route: str = "auto",
+            num_threads: Optional[int] = None) -> Comparison:
     """All-pairs similarity between the layers of two torch models on the same data, in one pass.
 
     Every batch of ``data`` runs through ``model_a`` and ``model_b`` (once through the model when
@@ -1089,6 +1249,20 @@ def compare(model_a: Any, model_b: Any = None, data: Any = None, *, layers_a: An
         first batch (:class:`~congruence.MemoryBudgetError`, or the reservoir fallback).
     measure_options : dict measure -> dict, optional
         Keyword arguments per measure, e.g. ``{"mutual_knn": {"k": 5}, "svcca": {"k": 10}}``.
+    route : {"auto", "features", "samples"}
+        How the feature-space measures are computed (``info["route"]``, ``info["route_reason"]``).
+        "features": the streamed d×d state (one pass, activations never cached).
+        "samples": every sample kept (the reservoir grows to all of them) and the sample-space
+        (n×n Gram) path, exact; linear CKA then takes all layer pairs from per-layer Grams.
+        "auto" (default): "features", except (a) when its state does not fit ``memory_limit``
+        (then "samples", exact only if every sample fits the reservoir) and (b) when only
+        linear CKA is asked for, the sample count is known (``len(data)`` x the first batch's
+        rows), every sample fits, and the Gram path needs under half the multiply-adds
+        (Σ_k n²p_k/2 against Σ_k n p_k²/2 + Σ_pairs n p_k p_l, i.e. n well below the widths).
+        Should the data hold more samples than estimated, the pass moves to "features" by
+        replaying the samples seen.
+    num_threads : int, optional
+        Threads for the products (default: all available cores).
 
     Returns
     -------
@@ -1097,8 +1271,8 @@ def compare(model_a: Any, model_b: Any = None, data: Any = None, *, layers_a: An
     Raises
     ------
     ValueError
-        Unknown measures or layers, empty data, layers with different sample counts, NaN / Inf
-        activations (naming the layer).
+        Unknown measures, layers or route, empty data, layers with different sample counts, NaN /
+        Inf activations (naming the layer).
     MemoryBudgetError
         The states (or the reservoir fallback) do not fit in ``memory_limit``.
     """
@@ -1107,6 +1281,8 @@ def compare(model_a: Any, model_b: Any = None, data: Any = None, *, layers_a: An
 
     measures = _check_measures(measures)
     options = _check_options(measure_options, measures)
+    route = _check_route(route)
+    threads = resolve_threads(num_threads)
     max_batches = _check_int(max_batches, "max_batches", minimum=1, allow_none=True)
     reservoir = _check_int(reservoir, "reservoir", minimum=0)
     seed = _check_int(seed, "seed", minimum=0)
@@ -1202,8 +1378,10 @@ def compare(model_a: Any, model_b: Any = None, data: Any = None, *, layers_a: An
                         if not keys_a or not keys_b:
                             raise ValueError("compare: none of the layers of a model ran in the forward pass")
                     labels = {k: f"layer {k[1]!r} of {label[k[0]]}" for k in dict.fromkeys(keys_a + keys_b)}
+                    rows0 = int(next(iter(acts.values())).shape[0]) if acts else 0
                     streamer = _Streamer(keys_a, keys_b, labels, measures, options, reservoir=reservoir, seed=seed,
-                                         memory_limit=memory_limit)
+                                         memory_limit=memory_limit, num_threads=threads, route=route,
+                                         n_estimate=None if total is None else total * rows0)
                 streamer.update({k: acts[k] for k in streamer.keys})
                 if bar is not None:
                     bar.update(1)
@@ -1358,7 +1536,8 @@ def compare_activations(acts_a: Any, acts_b: Any = None, *, measures: Union[str,
                         layers_a: Optional[Sequence[str]] = None, layers_b: Optional[Sequence[str]] = None,
                         spatial: Any = "flatten", batch_size: int = 4096, reservoir: int = 4096,
                         progress: bool = False, seed: int = 0, memory_limit: Optional[float] = None,
-                        measure_options: Optional[dict] = None) -> Comparison:
+                        measure_options: Optional[dict] = None, route: str = "auto",
+                        num_threads: Optional[int] = None) -> Comparison:
     """All-pairs similarity from saved activations, streamed in row batches.
 
     Parameters
@@ -1371,8 +1550,9 @@ def compare_activations(acts_a: Any, acts_b: Any = None, *, measures: Union[str,
         rows are read lazily, batch by batch), or a directory of ``.npy`` files (one layer each).
         ``acts_b`` None (or the same object / path as ``acts_a``): ``acts_a`` against itself.
         Rows are samples and must be aligned between all layers.
-    measures, reservoir, seed, memory_limit, measure_options, progress
-        As :func:`compare`.
+    measures, reservoir, seed, memory_limit, measure_options, progress, route, num_threads
+        As :func:`compare` (the sample count is known here, so route="auto" can take the Gram
+        path by cost).
     layers_a, layers_b : sequence of str, optional
         Default: every array, in file / dict order (``layers_b`` defaults to ``layers_a`` for one
         set).
@@ -1389,6 +1569,8 @@ def compare_activations(acts_a: Any, acts_b: Any = None, *, measures: Union[str,
     t_start = time.perf_counter()
     measures = _check_measures(measures)
     options = _check_options(measure_options, measures)
+    route = _check_route(route)
+    threads = resolve_threads(num_threads)
     batch_size = _check_int(batch_size, "batch_size", minimum=1)
     reservoir = _check_int(reservoir, "reservoir", minimum=0)
     seed = _check_int(seed, "seed", minimum=0)
@@ -1442,7 +1624,8 @@ def compare_activations(acts_a: Any, acts_b: Any = None, *, measures: Union[str,
                              "spatial='positions' the rows are positions, so layers of different spatial sizes cannot "
                              "be paired")
         streamer = _Streamer(keys_a, keys_b, labels, measures, options, reservoir=reservoir, seed=seed,
-                             memory_limit=memory_limit, n_total=next(iter(rows.values())))
+                             memory_limit=memory_limit, n_total=next(iter(rows.values())), num_threads=threads,
+                             route=route)
         bar = _progress(progress, total=-(-n_rows // batch_size), desc="batches")
         t_pass = time.perf_counter()
         try:
