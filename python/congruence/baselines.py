@@ -24,7 +24,20 @@ __all__ = [
     "correlation_pairs",
     "knn",
     "cross_stats",
+    "cache_activations",
+    "linear_cka_all_pairs",
+    "compare_linear_cka",
+    "MinibatchCKA",
+    "minibatch_cka",
 ]
+
+from ._cka_baselines import (  # noqa: E402  (all-layer-pair CKA: benchmark P6)
+    MinibatchCKA,
+    cache_activations,
+    compare_linear_cka,
+    linear_cka_all_pairs,
+    minibatch_cka,
+)
 
 _METRICS = ("pearson", "cosine", "covariance")
 _KNN_METRICS = ("sqeuclidean", "inner", "cosine")
