@@ -182,6 +182,38 @@ void accumulate(const py::array& A, const py::array& B, bool symmetric, py::arra
     raise_status(s);
 }
 
+// jobs: a list of (A, B or None, C); all panels share dtype and sample count.
+template <class T>
+void accumulate_many(const py::list& jobs, std::int64_t br, std::int64_t bc, std::int64_t kc, int nt) {
+    std::vector<GramJob<T>> js;
+    std::int64_t K = -1;
+    for (const py::handle& h : jobs) {
+        auto t = h.cast<py::tuple>();
+        if (t.size() != 3) throw std::invalid_argument("gram_accumulate_many: jobs are (A, B or None, C)");
+        auto A = t[0].cast<py::array>();
+        const bool symmetric = t[1].is_none();
+        auto B = symmetric ? A : t[1].cast<py::array>();
+        auto C = t[2].cast<py::array>();
+        View2D a = panel<T>(A, "A"), b = panel<T>(B, "B");
+        double* c = mutable_ptr<double>(C, "C");
+        View2D cv = view2d(C, "C");
+        if (a.rows != b.rows || cv.rows != a.cols || cv.cols != b.cols || cv.cs != 1 || cv.rs < cv.cols)
+            throw std::invalid_argument("gram_accumulate_many: shape mismatch");
+        if (K >= 0 && a.rows != K) throw std::invalid_argument("gram_accumulate_many: sample counts differ");
+        K = a.rows;
+        js.push_back({static_cast<const T*>(a.data), a.rs, static_cast<const T*>(b.data), b.rs, a.cols, b.cols,
+                      symmetric, c, cv.rs});
+    }
+    if (js.empty()) return;
+    Status s;
+    {
+        py::gil_scoped_release nogil;
+        s = gram_accumulate_many_cpu<T>(js.data(), static_cast<std::int64_t>(js.size()), K,
+                                        make_plan(br, bc, kc, nt), python_stop());
+    }
+    raise_status(s);
+}
+
 bool is_f32(const py::array& a) { return py::isinstance<py::array_t<float>>(a); }
 
 std::uintptr_t as_address(const py::object& o) { return o.cast<std::uintptr_t>(); }
@@ -250,6 +282,15 @@ PYBIND11_MODULE(_cpu, m) {
     }, py::arg("A"), py::arg("B"), py::arg("symmetric"), py::arg("C"), py::arg("block_rows"),
        py::arg("block_cols"), py::arg("k_chunk"), py::arg("num_threads"),
        "C (float64, na x nb) += A^T B for sample-major panels; symmetric: upper triangle only.");
+
+    m.def("gram_accumulate_many", [](const py::list& jobs, std::int64_t br, std::int64_t bc, std::int64_t kc,
+                                     int nt) {
+        if (jobs.empty()) return;
+        auto first = jobs[0].cast<py::tuple>()[0].cast<py::array>();
+        if (is_f32(first)) accumulate_many<float>(jobs, br, bc, kc, nt);
+        else accumulate_many<double>(jobs, br, bc, kc, nt);
+    }, py::arg("jobs"), py::arg("block_rows"), py::arg("block_cols"), py::arg("k_chunk"), py::arg("num_threads"),
+       "For each job (A, B or None, C): C += A^T B (None: symmetric, upper triangle), in one parallel region.");
 
     m.def("pairwise_topk", [](const py::array& A, const py::array& B, std::int64_t k, bool absolute,
                               const py::object& col_bias, const py::object& col_valid, bool excl,

@@ -366,6 +366,16 @@ def accumulate_gram(A: np.ndarray, B: Optional[np.ndarray], C: np.ndarray, num_t
     _cpu.gram_accumulate(A, A if B is None else B, B is None, C, rows, cols, _k_chunk(A.dtype), num_threads)
 
 
+def accumulate_grams(jobs: list, num_threads: int) -> None:
+    """:func:`accumulate_gram` for several ``(A, B or None, C)`` jobs over the same samples in one
+    parallel region (tiles of every job share the threads; 1024 x 2048, symmetric ones 1024²), so
+    that a set of small per-layer Grams keeps every thread busy."""
+    if not jobs:
+        return
+    dtype = jobs[0][0].dtype
+    _cpu.gram_accumulate_many(list(jobs), 1024, 2048, _k_chunk(dtype), num_threads)
+
+
 def run_topk(A, B, k, absolute, col_bias, col_valid, exclude_diagonal, plan: ReducePlan, num_threads, clip=False):
     values = np.empty((A.shape[1], k), dtype=A.dtype)
     indices = np.empty((A.shape[1], k), dtype=np.int64)

@@ -855,15 +855,12 @@ class _Streamer:
                     raise self._nonfinite(k)
                 self.a[k] += col
                 u[k] = uk
+            jobs = [(u[k], None, self.G[k]) for k in self.keys]
+            for k, (c0, R) in self.rect.items():
+                jobs.append((u[k], U[:, c0:c0 + R.shape[1]], R))
+            jobs += [(u[k], u[l], g) for (k, l), g in self.Gp.items() if k not in self.rect]
             with blas_threads(1):
-                for k in self.keys:
-                    E.accumulate_gram(u[k], None, self.G[k], threads)
-                    if k in self.rect:
-                        c0, R = self.rect[k]
-                        E.accumulate_gram(u[k], U[:, c0:c0 + R.shape[1]], R, threads)
-                for (k, l), g in self.Gp.items():
-                    if k not in self.rect:
-                        E.accumulate_gram(u[k], u[l], g, threads)
+                E.accumulate_grams(jobs, threads)
             if self.hsic:
                 alpha = {}
                 for k in self.keys:

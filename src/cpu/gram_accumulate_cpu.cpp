@@ -13,19 +13,17 @@ namespace congruence {
 namespace {
 
 struct Tile {
-    std::int64_t i0, ni, j0, nj;
+    std::int64_t job, i0, ni, j0, nj;
 };
 
-std::vector<Tile> tiles(std::int64_t na, std::int64_t nb, std::int64_t bi, std::int64_t bj,
-                        bool symmetric) {
-    std::vector<Tile> out;
+void add_tiles(std::vector<Tile>& out, std::int64_t job, std::int64_t na, std::int64_t nb, std::int64_t bi,
+               std::int64_t bj, bool symmetric) {
+    if (symmetric) bj = bi;  // square tiles, the upper ones only
     for (std::int64_t i0 = 0; i0 < na; i0 += bi)
         for (std::int64_t j0 = 0; j0 < nb; j0 += bj) {
-            // symmetric: square tiles (bi == bj), the upper ones only
             if (symmetric && j0 + bj <= i0) continue;
-            out.push_back({i0, std::min(bi, na - i0), j0, std::min(bj, nb - j0)});
+            out.push_back({job, i0, std::min(bi, na - i0), j0, std::min(bj, nb - j0)});
         }
-    return out;
 }
 
 // Adds the tile t (ni x nj, ld nj) into C; on a diagonal tile of a symmetric update only the
@@ -69,14 +67,17 @@ void tile_update(const float* A, std::int64_t lda, const float* B, std::int64_t 
 }  // namespace
 
 template <class T>
-Status gram_accumulate_cpu(const T* A, std::int64_t lda, const T* B, std::int64_t ldb,
-                           std::int64_t K, std::int64_t na, std::int64_t nb, bool symmetric,
-                           double* C, std::int64_t ldc, const TilePlan& plan, const StopFn& stop) {
-    if (K <= 0 || na <= 0 || nb <= 0) return Status::ok;
+Status gram_accumulate_many_cpu(const GramJob<T>* jobs, std::int64_t n_jobs, std::int64_t K,
+                                const TilePlan& plan, const StopFn& stop) {
+    if (K <= 0) return Status::ok;
     const std::int64_t bi = std::max<std::int64_t>(1, plan.block_rows);
-    const std::int64_t bj = symmetric ? bi : std::max<std::int64_t>(1, plan.block_cols);
+    const std::int64_t bj = std::max<std::int64_t>(1, plan.block_cols);
     const std::int64_t k_chunk = std::max<std::int64_t>(1, plan.k_chunk);
-    const std::vector<Tile> work = tiles(na, nb, bi, bj, symmetric);
+    std::vector<Tile> work;
+    for (std::int64_t j = 0; j < n_jobs; ++j) add_tiles(work, j, jobs[j].na, jobs[j].nb, bi, bj, jobs[j].symmetric);
+    // largest tiles first, so the dynamic schedule ends with the small ones
+    std::stable_sort(work.begin(), work.end(),
+                     [](const Tile& a, const Tile& b) { return a.ni * a.nj > b.ni * b.nj; });
     const auto n = static_cast<std::int64_t>(work.size());
     std::atomic<bool> cancelled{false};
     const int nthreads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(plan.num_threads, n)));
@@ -91,10 +92,21 @@ Status gram_accumulate_cpu(const T* A, std::int64_t lda, const T* B, std::int64_
                 continue;
             }
             const Tile& tl = work[static_cast<std::size_t>(w)];
-            tile_update(A, lda, B, ldb, K, tl, symmetric && tl.i0 == tl.j0, C, ldc, k_chunk, buf);
+            const GramJob<T>& jb = jobs[tl.job];
+            tile_update(jb.A, jb.lda, jb.B, jb.ldb, K, tl, jb.symmetric && tl.i0 == tl.j0, jb.C, jb.ldc, k_chunk,
+                        buf);
         }
     }
     return cancelled.load() ? Status::cancelled : Status::ok;
+}
+
+template <class T>
+Status gram_accumulate_cpu(const T* A, std::int64_t lda, const T* B, std::int64_t ldb,
+                           std::int64_t K, std::int64_t na, std::int64_t nb, bool symmetric,
+                           double* C, std::int64_t ldc, const TilePlan& plan, const StopFn& stop) {
+    if (na <= 0 || nb <= 0) return Status::ok;
+    const GramJob<T> job{A, lda, B, ldb, na, nb, symmetric, C, ldc};
+    return gram_accumulate_many_cpu<T>(&job, 1, K, plan, stop);
 }
 
 template Status gram_accumulate_cpu<float>(const float*, std::int64_t, const float*, std::int64_t,
@@ -104,5 +116,9 @@ template Status gram_accumulate_cpu<double>(const double*, std::int64_t, const d
                                             std::int64_t, std::int64_t, std::int64_t, std::int64_t,
                                             bool, double*, std::int64_t, const TilePlan&,
                                             const StopFn&);
+template Status gram_accumulate_many_cpu<float>(const GramJob<float>*, std::int64_t, std::int64_t,
+                                                const TilePlan&, const StopFn&);
+template Status gram_accumulate_many_cpu<double>(const GramJob<double>*, std::int64_t, std::int64_t,
+                                                 const TilePlan&, const StopFn&);
 
 }  // namespace congruence

@@ -14,6 +14,24 @@ namespace congruence {
 // tile with beta = 1. With symmetric (B == A, na == nb) only the upper triangle of C (diagonal
 // included) is updated; the caller mirrors it once at the end. OpenMP threads own output tiles
 // (block_rows x block_cols) and call a single-threaded BLAS.
+// One update of a batch: several (A, B, C) products share one parallel region, so small ones
+// (a 512-wide layer's Gram is a single tile) still keep every thread busy.
+template <class T>
+struct GramJob {
+    const T* A;
+    std::int64_t lda;
+    const T* B;  // == A when symmetric
+    std::int64_t ldb;
+    std::int64_t na, nb;
+    bool symmetric;
+    double* C;
+    std::int64_t ldc;
+};
+
+template <class T>
+Status gram_accumulate_many_cpu(const GramJob<T>* jobs, std::int64_t n_jobs, std::int64_t K,
+                                const TilePlan& plan, const StopFn& stop);
+
 template <class T>
 Status gram_accumulate_cpu(const T* A, std::int64_t lda, const T* B, std::int64_t ldb,
                            std::int64_t K, std::int64_t na, std::int64_t nb, bool symmetric,
