@@ -441,11 +441,19 @@ def test_memory_fallback_to_reservoir_and_refusal():
     assert streamed.info["route"] == "streamed" and streamed.info["memory"]["feature_state_bytes"] > limit
     for m in ms:
         np.testing.assert_allclose(c[m], streamed[m], rtol=1e-10, err_msg=m)
-    # more samples than the reservoir: refused (during the pass, or up front when n is known)
+    # more samples than the reservoir: refused (during the pass, or up front when n is known) ...
     with pytest.raises(cg.MemoryBudgetError, match="more than reservoir=50 samples"):
-        compare(A, B, data, layers_a=layers, layers_b=layers, memory_limit=limit, reservoir=50)
+        compare(A, B, data, layers_a=layers, layers_b=layers, measures=("linear_cka", "rsa"), memory_limit=limit,
+                reservoir=50)
+    # ... unless only linear CKA is asked for: route="auto" then sizes the reservoir to the (estimated)
+    # sample count for its Gram path, as every sample fits in the budget, and stays exact
+    c = compare(A, B, data, layers_a=layers, layers_b=layers, memory_limit=limit, reservoir=50)
+    assert c.info["route"] == "reservoir" and c.info["route_reason"].startswith("auto")
+    np.testing.assert_allclose(c["linear_cka"], in_memory("linear_cka", fa, fb, layers, layers), rtol=1e-10)
     with pytest.raises(cg.MemoryBudgetError, match="would need all 90 samples"):
-        compare_activations(fa, fb, memory_limit=limit, reservoir=50)
+        compare_activations(fa, fb, measures=("linear_cka", "rsa"), memory_limit=limit, reservoir=50)
+    c = compare_activations(fa, fb, memory_limit=limit, reservoir=50)
+    assert c.info["route"] == "reservoir" and c.n_samples == 90
     with pytest.raises(cg.MemoryBudgetError, match="also beyond memory_limit"):
         compare(A, B, data, layers_a=layers, layers_b=layers, memory_limit=50_000, reservoir=N)
     with pytest.raises(cg.MemoryBudgetError, match="reservoir for the sample-space measures"):

@@ -28,8 +28,17 @@ Activations are never cached, except in the bounded reservoir below.
   batch sizes), stored in float32 (float64 for float64 activations): R·Σ_k p_k·(4 or 8) bytes.
   Those measures run on the reservoir; ``Comparison.subset`` records the measures computed on a
   strict subset and its size, ``info["reservoir"]["indices"]`` the sample indices used.
-* Rows are processed in chunks of ≤ 1024 (fewer when the budget left after the state is tight): a
-  float64 copy of one chunk of every layer at a time.
+* Rows are processed in chunks of ≤ 1024 (fewer when the budget left after the state is tight). On
+  the host a chunk of every layer is shifted into one panel in the activations' precision (float32
+  unless a layer is float64) and the engine adds the per-layer Grams (symmetric updates) and each
+  layer's cross rectangle against all its partners (one product) into the float64 state: float32
+  products summed over ≤ 4096 samples, then in float64, the CrossStats policy (METHODS §1.2). Whitening
+  cut-offs follow that precision (``EIG_RTOL_FLOAT32``). On a GPU the state is torch float64.
+* ``route`` (compare docstring): "features" is all of the above; "samples" keeps every sample (the
+  reservoir grows to all of them) and computes linear CKA of all pairs from per-layer sample Grams
+  (upper row blocks, no n×n matrix resident), exact; "auto" takes the Gram path when only linear
+  CKA is asked for, the sample count is known, every sample fits and it needs under half the
+  multiply-adds — else "features", falling back to the reservoir only when the state does not fit.
 * The plan is checked against a host-RAM budget; for activations on a GPU the per-layer and
   per-pair state lives on that device (torch float64) and only the finished d×d blocks of one pair
   at a time, and the reservoir rows, come to the host.
@@ -427,17 +436,22 @@ class _Reservoir:
             out[sel] = self._block[t[sel] % _DRAW_BLOCK]
         return out
 
-    def _grow(self, need: int) -> None:
+    def _grow(self, need: int, exact: bool = False) -> None:
         have = self.index.shape[0]
         if need <= have:
             return
-        new = min(self.capacity, max(need, 2 * have))
+        new = need if exact else min(self.capacity, max(need, 2 * have))
         self.index = np.concatenate([self.index, np.zeros(new - have, dtype=np.int64)])
         for k in self.rows:
             r = self.rows[k]
             grown = np.empty((new, r.shape[1]), dtype=r.dtype)
             grown[:have] = r
             self.rows[k] = grown
+
+    def reserve(self, rows: int) -> None:
+        """Allocate room for ``rows`` samples at once (the known sample count of the Gram path):
+        growing by doubling would copy the reservoir and, while copying, hold it 1.5 times."""
+        self._grow(min(self.capacity, rows), exact=True)
 
     def plan(self, start: int, b: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows of the batch to store, their slots) for samples start … start + b − 1."""
@@ -476,7 +490,11 @@ class _Reservoir:
                 sel = sel.float() if sel.dtype == torch.bfloat16 else sel
                 vals = sel.cpu().numpy()
             else:
-                vals = _host_view(x)[rows]
+                vals = _host_view(x)
+                if rows.size == vals.shape[0] and (rows.size == 1 or bool(np.all(np.diff(slots) == 1))):
+                    self.rows[k][slots[0]:slots[-1] + 1] = vals  # the filling phase: one block copy
+                    continue
+                vals = vals[rows]
             self.rows[k][slots] = vals
 
     def arrays(self) -> tuple[np.ndarray, dict]:
@@ -646,7 +664,10 @@ class _Streamer:
         return self.res.bytes_for(rows) + 8 * L * block * rows + 4 * block * rows
 
     def _gram_block_rows(self, n: int) -> int:
-        return int(max(16, min(512, (1 << 27) // max(1, len(self.keys) * n))))
+        """Rows per block of the Gram path: about n/8 (only upper blocks are formed, so smaller
+        blocks skip more of the lower triangle: (1 + 1/b)/2 of the full work for b blocks), at
+        most 512 and ≤ 2²⁷ block entries over all layers, at least 64."""
+        return int(max(64, min(512, -(-n // 8), (1 << 27) // max(1, len(self.keys) * n))))
 
     def _prefer_samples(self, feature_bytes: int) -> bool:
         """route='samples', or 'auto' when the sample (Gram) path is exact here (the reservoir can
@@ -662,6 +683,8 @@ class _Streamer:
             if n is not None and n > self.capacity and not self.sample:
                 self.capacity = n  # the Gram path needs every sample; nothing else uses the reservoir
             self.res.capacity = self.capacity
+            if n is not None:
+                self.res.reserve(n)
             need = self._sample_route_bytes(min(self.capacity, n) if n is not None else self.capacity)
             if need > self.budget:
                 raise MemoryBudgetError(
@@ -678,6 +701,7 @@ class _Streamer:
             if need > self.budget or sample >= 0.5 * feature:
                 return False
             self.capacity = self.res.capacity = capacity
+            self.res.reserve(n)
             self.route_reason = (f"auto: the sample (Gram) path needs {sample:.3g} multiply-adds against "
                                  f"{feature:.3g} for the feature path, and every sample fits in memory_limit")
         self.route = "reservoir"
@@ -880,8 +904,13 @@ class _Streamer:
         if self.device is not None or self.sealed or not self.G:
             return
         for g in self.G.values():
-            lower = np.tril_indices(g.shape[0], -1)
-            g[lower] = g.T[lower]
+            p = g.shape[0]
+            for r0 in range(0, p, 256):  # by blocks of rows: no p²-sized index arrays
+                r1 = min(p, r0 + 256)
+                g[r0:r1, :r0] = g[:r0, r0:r1].T
+                blk = g[r0:r1, r0:r1]
+                lower = np.tril_indices(r1 - r0, -1)
+                blk[lower] = blk.T[lower]
         self.sealed = True
 
     def _accumulate_device(self, batch: dict, b: int) -> None:
@@ -983,6 +1012,7 @@ class _Streamer:
         if "debiased_cka" in streamed and not self.options.get("debiased_cka") and self.n >= 4:
             fast["debiased_cka"] = self._fast_debiased_cka
         self._layer_cache: dict = {}
+        self._num_cache: dict = {}
         return fast
 
     def _cross_gram(self, kx: Any, ky: Any) -> np.ndarray:
@@ -1005,13 +1035,15 @@ class _Streamer:
 
         h, n = self._np, self.n
         a, g = h(self.a[k]), h(self.G[k])
-        m = g - np.outer(a, a) / n
-        m = 0.5 * (m + m.T)
+        m = np.multiply.outer(a, a / n)
+        np.subtract(g, m, out=m)  # exactly symmetric from the sealed host Gram
+        if self.device is not None:
+            m = 0.5 * (m + m.T)
         d = np.maximum(np.diag(m), 0.0)
         const = _constant(d, h(self.shift[k]) + a / n, n)
         m[const, :] = 0.0
         m[:, const] = 0.0
-        out = {"a": a, "const": const, "mm": float(np.sum(m * m))}
+        out = {"a": a, "const": const, "mm": float(np.einsum("ij,ij->", m, m))}
         del m
         if self.hsic:
             c1, c2, norm = 1.0 / ((n - 1) * (n - 2)), 2.0 / (n - 2), 1.0 / (n * (n - 3))
@@ -1025,10 +1057,43 @@ class _Streamer:
         self._layer_cache[k] = out
         return out
 
+    def _rect_numerators(self, k: Any) -> dict:
+        """‖M_kl‖²_F for every partner l of layer k that shares its cross rectangle, in one pass
+        over the rectangle by blocks of rows (M = G − a_k a_lᵀ/n, constant rows / columns zeroed):
+        one reused buffer instead of a few p_k×p_l temporaries per pair."""
+        cache = self._num_cache
+        c0, R = self.rect[k]
+        partners = [l for (kk, l) in self.pairs if kk == k]
+        lk = self._layer(k)
+        a_cols = np.concatenate([self._layer(l)["a"] for l in partners]) / self.n
+        const_cols = np.concatenate([self._layer(l)["const"] for l in partners])
+        R = self._np(R)
+        col_ss = np.zeros(R.shape[1])
+        step = max(1, min(R.shape[0], (1 << 20) // max(1, R.shape[1])))
+        buf = np.empty((step, R.shape[1]))
+        for r0 in range(0, R.shape[0], step):
+            r1 = min(R.shape[0], r0 + step)
+            t = buf[:r1 - r0]
+            np.multiply.outer(lk["a"][r0:r1], a_cols, out=t)
+            np.subtract(R[r0:r1], t, out=t)
+            t[lk["const"][r0:r1], :] = 0.0
+            np.multiply(t, t, out=t)
+            col_ss += t.sum(axis=0)
+        col_ss[const_cols] = 0.0
+        offsets = np.cumsum([0] + [self.widths[l] for l in partners])[:-1]
+        for l, v in zip(partners, np.add.reduceat(col_ss, offsets)):
+            cache[(k, l)] = float(v)
+        return cache
+
     def _fast_linear_cka(self, kx: Any, ky: Any) -> float:
         from .similarity.cka import _ratio
 
         lx, ly = self._layer(kx), self._layer(ky)
+        pair = (kx, ky) if (kx, ky) in self.Gp else (ky, kx)
+        if kx != ky and pair[0] in self.rect:
+            if pair not in self._num_cache:
+                self._rect_numerators(pair[0])
+            return _ratio(self._num_cache[pair], lx["mm"], ly["mm"], "linear_cka")
         mxy = self._cross_gram(kx, ky) - np.outer(lx["a"], ly["a"]) / self.n
         mxy[lx["const"], :] = 0.0
         mxy[:, ly["const"]] = 0.0

@@ -83,7 +83,9 @@ Status gram_accumulate_many_cpu(const GramJob<T>* jobs, std::int64_t n_jobs, std
     const int nthreads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(plan.num_threads, n)));
 #pragma omp parallel num_threads(nthreads)
     {
-        std::vector<T> buf;
+        // Kept per thread across calls (OpenMP pool threads persist): a fresh 8 MB tile buffer per
+        // call is a fresh mmap and 2048 page faults per thread once glibc maps large blocks.
+        static thread_local std::vector<T> buf;
 #pragma omp for schedule(dynamic, 1)
         for (std::int64_t w = 0; w < n; ++w) {
             if (cancelled.load(std::memory_order_relaxed)) continue;
