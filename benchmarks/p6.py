@@ -64,10 +64,11 @@ def make_model(kind: str, width: int, seed: int):
             layers += [nn.Conv2d(c, channels, 3, padding=1), nn.ReLU()]
             c = channels
     model = nn.Sequential(*layers).float().eval()
-    for m in model.modules():  # He initialisation keeps every layer of the deep ReLU stack alive
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-            nn.init.zeros_(m.bias)
+    if kind == "cnn":  # He initialisation keeps every layer of the deep conv stack alive; the MLP
+        for m in model.modules():  # keeps torch's default initialisation (the plain MLP of the issue)
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
     return model
 
 

@@ -300,3 +300,24 @@ def test_recorder_keeps_latest_batch_and_removes_hooks():
         with ActivationRecorder(WithVector(), ["sum"]) as rec2:
             rec2.model(X)
     assert not any(m._forward_hooks for m in rec2.model.modules())
+
+
+def test_outputs_changed_in_place_later_are_captured_as_they_left_the_layer():
+    # ResNet style: BatchNorm -> ReLU(inplace=True) rewrites the BatchNorm's output tensor
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(inplace=True), nn.Linear(6, 3)).double().eval()
+    x = torch.randn(20, 4, dtype=torch.float64)
+    with torch.no_grad():
+        expected = model[1](model[0](x))  # the BatchNorm output before the ReLU
+    got = capture_activations(model, ["1", "2"], x)
+    assert torch.equal(got["1"], expected)
+    assert (expected < 0).any() and (got["2"] >= 0).all()
+    # compare streams the same values (the recorder clones the layer from then on)
+    import congruence as cg
+
+    c = cg.compare(model, None, list(x.split(5)), layers_a=["1"], layers_b=["2"], measures="linear_cka")
+    assert c["linear_cka"][0, 0] == pytest.approx(cg.linear_cka(expected.numpy(), got["2"].numpy()), rel=1e-12)
+    rec = ActivationRecorder(model, ["1"])
+    with rec, torch.no_grad():
+        model(x)
+        assert rec.modified() == ["1"]

@@ -1141,22 +1141,33 @@ class _Streamer:
         L, rb = len(keys), self._gram_block_rows(n)
         F = np.zeros((L, L))
         chunk = 4096
+        dtype = next(iter(X.values())).dtype
+        # buffers allocated once (a fresh n-wide block per row block would be fresh pages each time)
+        block_buf = np.empty(L * rb * n)
+        prod_buf = np.empty(rb * n, dtype=dtype)
+        square_buf = np.empty(L * rb * rb)
         with blas_threads(self.num_threads):
             for r0 in range(0, n, rb):
                 r1 = min(n, r0 + rb)
-                blocks = np.empty((L, r1 - r0, n - r0))
+                rows, m = r1 - r0, n - r0
+                blocks = block_buf[:L * rows * m].reshape(L, rows, m)
+                prod = prod_buf[:rows * m].reshape(rows, m)
                 for i, k in enumerate(keys):
                     x = X[k]
                     p = x.shape[1]
                     if p <= chunk or x.dtype == np.float64:
-                        blocks[i] = x[r0:r1] @ x[r0:].T
+                        np.matmul(x[r0:r1], x[r0:].T, out=prod)
+                        blocks[i] = prod
                     else:
                         blocks[i] = 0.0
                         for c0 in range(0, p, chunk):
-                            blocks[i] += x[r0:r1, c0:c0 + chunk] @ x[r0:, c0:c0 + chunk].T
+                            np.matmul(x[r0:r1, c0:c0 + chunk], x[r0:, c0:c0 + chunk].T, out=prod)
+                            blocks[i] += prod
                 flat = blocks.reshape(L, -1)
-                square = np.ascontiguousarray(blocks[:, :, :r1 - r0]).reshape(L, -1)
-                F += 2.0 * (flat @ flat.T) - square @ square.T  # off-diagonal blocks count twice
+                square = square_buf[:L * rows * rows].reshape(L, rows, rows)
+                np.copyto(square, blocks[:, :, :rows])
+                sq = square.reshape(L, -1)
+                F += 2.0 * (flat @ flat.T) - sq @ sq.T  # off-diagonal blocks count twice
         pos = {k: i for i, k in enumerate(keys)}
         out = np.empty((len(self.keys_a), len(self.keys_b)))
         for i, ka in enumerate(self.keys_a):
@@ -1409,8 +1420,7 @@ def compare(model_a: Any, model_b: Any = None, data: Any = None, *, layers_a: An
             for bi, batch in enumerate(data):
                 acts: dict = {}
                 for side, model, rec in recorders:
-                    rec.clear()
-                    cap.call_model(model, cap.move_batch(batch, devices[side]))
+                    cap.record_batch(rec, model, cap.move_batch(batch, devices[side]))
                     for n in rec.layers:
                         key = (side, n)
                         if streamer is not None and key not in streamer.pos:

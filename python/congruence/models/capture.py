@@ -319,15 +319,28 @@ class ActivationRecorder:
         self.calls: dict[str, int] = {name: 0 for name in self.layers}
         self.shapes: dict[str, tuple] = {}
         self._handles: list[Any] = []
+        self._versions: dict[str, int] = {}
+        #: Layers whose output a later in-place operation changes (``nn.ReLU(inplace=True)`` after
+        #: a captured ``BatchNorm``): their activations are cloned in the hook. Filled by
+        #: :func:`record_batch`, which notices the change through the tensors' version counters.
+        self.clone_layers: set[str] = set()
 
     def _hook(self, name: str) -> Callable:
         def hook(module: "nn.Module", args: Any, output: Any) -> None:
             value = select_output(output, self._select[name], name).detach()
             self.shapes[name] = tuple(value.shape)
-            self.activations[name] = to_2d(value, self._spatial[name], name)
+            act = to_2d(value, self._spatial[name], name)
+            if name in self.clone_layers:
+                act = act.clone()
+            self.activations[name] = act
+            self._versions[name] = act._version
             self.calls[name] += 1
 
         return hook
+
+    def modified(self) -> list[str]:
+        """Layers whose recorded activation was changed in place after its hook ran."""
+        return [n for n, a in self.activations.items() if a._version != self._versions.get(n)]
 
     def clear(self) -> None:
         """Forget the stored activations and call counts."""
@@ -363,6 +376,23 @@ class ActivationRecorder:
 
 
 # ----------------------------------------------------------------------------------- one batch
+
+
+def record_batch(rec: ActivationRecorder, model: "nn.Module", inputs: Any) -> Any:
+    """Run one batch through ``model`` with ``rec``'s hooks active and return the model's output.
+
+    A captured output that a later operation changes in place (version counter moved) is the
+    wrong value; such layers are added to ``rec.clone_layers`` and the batch runs again, so the
+    activations are the layers' outputs as they left the layer (later batches clone directly).
+    """
+    rec.clear()
+    out = call_model(model, inputs)
+    changed = rec.modified()
+    if changed:
+        rec.clone_layers.update(changed)
+        rec.clear()
+        out = call_model(model, inputs)
+    return out
 
 
 def move_batch(batch: Any, device: Any) -> Any:
@@ -459,7 +489,7 @@ def capture_activations(model: "nn.Module", layers: Union[LayerSpec, Iterable[La
     """
     rec = ActivationRecorder(model, layers, spatial=spatial, select=select)
     with eval_mode(model), rec:
-        call_model(model, inputs)
+        record_batch(rec, model, inputs)
     missing = [name for name in rec.layers if rec.calls[name] == 0]
     if missing:
         raise ValueError(f"layer(s) {missing} did not run in the forward pass of {type(model).__name__}; "
