@@ -126,3 +126,60 @@ def test_samples_route_of_a_constant_layer_warns_and_gives_nan():
         s = compare_activations(a, route="samples")
     assert np.isnan(s["linear_cka"][0, 1]) and s["linear_cka"][1, 1] == pytest.approx(1.0)
     assert any("undefined" in str(w.message) for w in rec)
+
+
+def test_gram_path_never_centres_the_callers_or_shared_tensors():
+    # "0" (Identity) returns the input batch itself; "3" (Flatten) is a view of "2"'s output:
+    # the kept samples are centred in place, so such aliases must be copied first
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Identity(), nn.Linear(5, 40), nn.ReLU(), nn.Flatten(), nn.Linear(40, 3)).double()
+    x = X.clone()
+    data = list(x.split(8))
+    layers = ["0", "2", "3", "4"]
+    s = compare(model, None, data, layers_a=layers, route="samples")
+    assert torch.equal(x, X)  # the caller's inputs are untouched
+    f = compare(model, None, data, layers_a=layers, route="features")
+    np.testing.assert_allclose(s["linear_cka"], f["linear_cka"], rtol=1e-10)
+    assert s["linear_cka"][1, 2] == pytest.approx(1.0)  # "2" and its flattened view
+
+
+class ReusesItsOutput(nn.Module):
+    """Writes every batch's output into one persistent buffer."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(5, 6).double()
+        self.buf = None
+
+    def forward(self, x):
+        y = self.lin(x)
+        if self.buf is None or self.buf.shape != y.shape:
+            self.buf = torch.empty_like(y)
+        self.buf.copy_(y)
+        return self.buf
+
+
+def test_gram_path_detects_output_buffers_reused_across_batches():
+    # the kept samples of batch 1 are overwritten by batch 2: a clear error, not a wrong value
+    model = nn.Sequential(ReusesItsOutput(), nn.Tanh())
+    data = list(X.split(10))
+    with pytest.raises(RuntimeError, match="reuses its output buffers"):
+        compare(model, None, data, layers_a=["0", "1"], route="samples")
+    f = compare(model, None, data, layers_a=["0", "1"], route="features")
+    acts = cg.models.capture_activations(model, ["0", "1"], X)
+    assert f["linear_cka"][0, 1] == pytest.approx(ref_linear_cka(acts["0"].numpy(), acts["1"].numpy()), rel=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_staged_flushes_equal_the_in_memory_values(dtype):
+    # 3000 samples in batches of 700: rows are staged and flushed at the panel's capacity
+    # (1024 rows here), across batch boundaries; debiased CKA's per-sample sums ride along
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((3000, 6))
+    a = {"p": (z @ rng.standard_normal((6, 20)) + 5.0).astype(dtype)}
+    b = {"q": (np.tanh(z) @ rng.standard_normal((6, 15))).astype(dtype), "r": rng.standard_normal((3000, 9)).astype(dtype)}
+    c = compare_activations(a, b, measures=("linear_cka", "debiased_cka"), batch_size=700, route="features")
+    rtol = 1e-10 if dtype == np.float64 else 2e-5
+    for m in ("linear_cka", "debiased_cka"):
+        ref = [[getattr(cg, m)(a["p"].astype(np.float64), b[k].astype(np.float64)) for k in ("q", "r")]]
+        np.testing.assert_allclose(c[m], ref, rtol=rtol, atol=1e-7 if dtype == np.float32 else 0, err_msg=m)

@@ -390,6 +390,26 @@ def _host_view(x: Any) -> np.ndarray:
     return arr
 
 
+def _tensors(batch: Any) -> list:
+    """The torch tensors in a (nested) batch."""
+    if _is_torch(batch):
+        return [batch]
+    if isinstance(batch, Mapping):
+        return [t for v in batch.values() for t in _tensors(v)]
+    if isinstance(batch, (list, tuple)):
+        return [t for v in batch for t in _tensors(v)]
+    return []
+
+
+def _host_copy(x: Any) -> np.ndarray:
+    """A host numpy copy of a CUDA tensor batch (bfloat16 as float32)."""
+    import torch
+
+    t = x.detach()
+    t = t.float() if t.dtype == torch.bfloat16 else t
+    return t.cpu().numpy()
+
+
 def _all_finite(x: Any) -> bool:
     if _is_torch(x):
         import torch
@@ -424,6 +444,43 @@ class _Reservoir:
         self.rows = {k: np.zeros((0, p), dtype=dtypes[k]) for k, p in widths.items()}
         self._block_id = -1
         self._block = None
+        #: Keep-all mode (compare's Gram path, every sample kept): the batches' own host arrays
+        #: are kept as chunks instead of being copied into preallocated rows (they are compare's
+        #: own: fresh layer outputs, or clones of outputs a later in-place op changes).
+        self.chunks: Optional[dict] = None
+
+    def keep_all(self) -> None:
+        self.chunks = {k: [] for k in self.widths}
+        self._held: set = set()  # storages of the kept chunks and of the current batch's inputs
+        self._versions: list = []  # (tensor, version at adoption): in-place changes are detected
+
+    def protect(self, tensors: Sequence[Any]) -> None:
+        """Storages a kept chunk must not alias (the model's inputs of the current batch): a layer
+        whose output is a view of them is copied, as is one aliasing another kept chunk."""
+        if self.chunks is not None:
+            self._inputs = {t.untyped_storage().data_ptr() for t in tensors}
+
+    def _adopt(self, x: Any) -> np.ndarray:
+        if _cuda_device(x) is not None:
+            return _host_copy(x)
+        if not _is_torch(x):
+            return np.array(_host_view(x))
+        ptr = x.untyped_storage().data_ptr()
+        if ptr in self._held or ptr in getattr(self, "_inputs", ()):
+            self.check_unchanged()  # a kept chunk rewritten by this batch: its samples are gone
+            x = x.clone()
+            ptr = x.untyped_storage().data_ptr()
+        self._held.add(ptr)
+        self._versions.append((x, x._version))
+        return _host_view(x)
+
+    def check_unchanged(self) -> None:
+        """Raise if a kept chunk was changed in place after it was kept (a model reusing its
+        output buffers across batches)."""
+        if self.chunks is not None and any(t._version != v for t, v in self._versions):
+            raise RuntimeError("compare: a layer output kept for the sample-space (Gram) route was changed in place "
+                               "by a later batch (the model reuses its output buffers across calls), so those samples "
+                               "are lost; pass route='features', which consumes every batch before the next one")
 
     def _draws(self, t: np.ndarray) -> np.ndarray:
         out = np.empty(t.shape[0])
@@ -476,6 +533,13 @@ class _Reservoir:
 
     def update(self, start: int, batch: dict) -> None:
         b = next(iter(batch.values())).shape[0]
+        if self.chunks is not None:
+            if start + b > self.capacity:
+                raise RuntimeError("keep-all reservoir overflow")  # the streamer moves on before this
+            for k, x in batch.items():
+                self.chunks[k].append(self._adopt(x))
+            self.filled = start + b
+            return
         rows, slots = self.plan(start, b)
         if rows.size == 0:
             return
@@ -497,8 +561,15 @@ class _Reservoir:
                 vals = vals[rows]
             self.rows[k][slots] = vals
 
-    def arrays(self) -> tuple[np.ndarray, dict]:
-        """(sorted sample indices, {key: rows in that order})."""
+    def arrays(self, concatenate: bool = True) -> tuple[np.ndarray, dict]:
+        """(sorted sample indices, {key: rows in that order}); in keep-all mode with
+        ``concatenate=False`` the rows are lists of chunks (no copy)."""
+        if self.chunks is not None:
+            idx = np.arange(self.filled, dtype=np.int64)
+            if not concatenate:
+                return idx, {k: list(c) for k, c in self.chunks.items()}
+            return idx, {k: (np.concatenate(c) if c else np.zeros((0, self.widths[k]), self.dtypes[k]))
+                         for k, c in self.chunks.items()}
         idx = self.index[:self.filled]
         if np.array_equal(idx, np.arange(idx.size)):  # every sample so far, in order: views, no copy
             return idx.copy(), {k: r[:self.filled] for k, r in self.rows.items()}
@@ -523,7 +594,7 @@ class _Streamer:
 
     def __init__(self, keys_a: list, keys_b: list, labels: dict, measures: tuple, options: dict, *, reservoir: int,
                  seed: int, memory_limit: Any, n_total: Optional[int] = None, num_threads: int = 1,
-                 route: str = "auto", n_estimate: Optional[int] = None) -> None:
+                 route: str = "auto", n_estimate: Optional[int] = None, owned: bool = False) -> None:
         self.keys_a, self.keys_b = keys_a, keys_b
         self.keys = list(dict.fromkeys(list(keys_a) + list(keys_b)))
         self.pos = {k: i for i, k in enumerate(self.keys)}
@@ -560,6 +631,7 @@ class _Streamer:
         self.num_threads = num_threads
         self._panel: Optional[np.ndarray] = None
         self.requested_route = route
+        self.owned = owned  # the batches are compare's own arrays (model outputs), not the caller's
         self.n_estimate = n_total if n_total is not None else n_estimate
         self.route_reason = ""
 
@@ -594,8 +666,15 @@ class _Streamer:
         item = self.panel_dtype.itemsize
         left = self.budget - 8 * (layer_b + pair_b + finish_b) - (reservoir_bytes if self.sample else 0)
         self.chunk_rows = max(1, min(rows, left // (2 * item * sum_p))) if left > 0 else 1
-        # the shifted panel of one chunk (host), or float64 copies of one chunk (CUDA state)
-        chunk_b = (self.chunk_rows * sum_p * item) // 8 if self.device is None else 2 * self.chunk_rows * sum_p
+        # Rows staged in the shifted panel before each engine call: one chunk, or up to 4096 (the
+        # engine's float32 run) while the panel stays under an eighth of the state it saves passes
+        # over (wide layers; narrow ones flush every chunk and keep the memory small).
+        state_b = 8 * (layer_b + pair_b)
+        self.stage_rows = int(max(self.chunk_rows, min(4096, state_b // (8 * item * max(sum_p, 1)))))
+        if left > 0:
+            self.stage_rows = int(min(self.stage_rows, max(self.chunk_rows, left // (2 * item * sum_p))))
+        # the shifted panel (host), or float64 copies of one chunk (CUDA state)
+        chunk_b = (self.stage_rows * sum_p * item) // 8 if self.device is None else 2 * self.chunk_rows * sum_p
         feature_bytes = 8 * (layer_b + pair_b + finish_b + chunk_b) if self.feature else 0
         self.memory = {"memory_limit": int(self.budget), "feature_state_bytes": int(feature_bytes),
                        "reservoir_bytes": int(reservoir_bytes if self.sample else 0),
@@ -666,8 +745,17 @@ class _Streamer:
     def _gram_block_rows(self, n: int) -> int:
         """Rows per block of the Gram path: about n/8 (only upper blocks are formed, so smaller
         blocks skip more of the lower triangle: (1 + 1/b)/2 of the full work for b blocks), at
-        most 512 and ≤ 2²⁷ block entries over all layers, at least 64."""
-        return int(max(64, min(512, -(-n // 8), (1 << 27) // max(1, len(self.keys) * n))))
+        most 512 and ≤ 2²⁵ block entries (256 MiB) over all layers, at least 64."""
+        return int(max(64, min(512, -(-n // 8), (1 << 25) // max(1, len(self.keys) * n))))
+
+    def _reserve(self, n: int) -> None:
+        """Room for n samples: keep the batches themselves when the Gram path of linear CKA is
+        the only consumer and they are compare's own arrays, else preallocate the rows."""
+        assert self.res is not None
+        if self.owned and not self.sample and self.feature == ["linear_cka"] and not self.options.get("linear_cka"):
+            self.res.keep_all()
+        else:
+            self.res.reserve(n)
 
     def _prefer_samples(self, feature_bytes: int) -> bool:
         """route='samples', or 'auto' when the sample (Gram) path is exact here (the reservoir can
@@ -684,7 +772,7 @@ class _Streamer:
                 self.capacity = n  # the Gram path needs every sample; nothing else uses the reservoir
             self.res.capacity = self.capacity
             if n is not None:
-                self.res.reserve(n)
+                self._reserve(n)
             need = self._sample_route_bytes(min(self.capacity, n) if n is not None else self.capacity)
             if need > self.budget:
                 raise MemoryBudgetError(
@@ -701,7 +789,7 @@ class _Streamer:
             if need > self.budget or sample >= 0.5 * feature:
                 return False
             self.capacity = self.res.capacity = capacity
-            self.res.reserve(n)
+            self._reserve(n)
             self.route_reason = (f"auto: the sample (Gram) path needs {sample:.3g} multiply-adds against "
                                  f"{feature:.3g} for the feature path, and every sample fits in memory_limit")
         self.route = "reservoir"
@@ -795,7 +883,9 @@ class _Streamer:
         return ValueError(f"the activations of {self.labels[k]} contain NaN or Inf values (batch {self.n_batches}, "
                           f"samples {self.n} onwards)")
 
-    def update(self, batch: dict) -> None:
+    def update(self, batch: dict, inputs: Sequence[Any] = ()) -> None:
+        """Add one batch (layer -> (b, p_k)); ``inputs``: the model inputs of the batch, which a
+        kept layer output must not alias (the Gram route centres its kept samples in place)."""
         missing = [self.labels[k] for k in self.keys if k not in batch]
         if missing:
             raise ValueError(f"no activations for {missing}")
@@ -833,11 +923,12 @@ class _Streamer:
                 "reservoir, or a larger memory_limit")
         if self.route == "streamed" and self.feature:
             self._accumulate(batch, b)
-        else:
+        elif self.res is None or self.res.chunks is None:  # keep-all: checked once, by the means
             for k in self.keys:
                 if not _all_finite(batch[k]):
                     raise self._nonfinite(k)
         if self.res is not None:
+            self.res.protect(inputs)
             self.res.update(self.n, batch)
         self.n += b
         self.n_batches += 1
@@ -849,26 +940,28 @@ class _Streamer:
             self._accumulate_device(batch, b)
 
     def _accumulate_host(self, batch: dict, b: int) -> None:
-        """Host path: per chunk, one shifted panel of every layer (the products' precision), the
-        per-layer Grams by symmetric updates and each layer's cross rectangle by one product,
-        summed into the float64 state by the engine (float32 products over ≤ 4096 samples)."""
-        from . import _engine as E
-        from ._resources import blas_threads
-
+        """Host path: rows are shifted into one panel of every layer (the products' precision)
+        and staged there until ``stage_rows`` are in; then the engine adds the per-layer Grams
+        (symmetric updates) and each layer's cross rectangle (one product) into the float64
+        state (float32 products over ≤ 4096 samples). Staging matters for wide layers: each flush
+        reads and writes the whole state once (8.6 GB at P6B), so flushing 4096 rows instead of
+        every 1000-row batch cuts that traffic fourfold."""
         if not self.shift:
             for k in self.keys:
                 head = np.asarray(_host_view(batch[k][:CHUNK_ROWS]), dtype=np.float64)
                 if not np.isfinite(head).all():
                     raise self._nonfinite(k)
                 self.shift[k] = head.mean(0)
-        step = self.chunk_rows
         width = sum(self.widths.values())
-        threads = self.num_threads
+        if self._panel is None:
+            self._panel = np.empty((self.stage_rows, width), self.panel_dtype)
+            self._fill = 0
+        step = self.stage_rows
         for r0 in range(0, b, step):
             rows = min(step, b - r0)
-            if self._panel is None or self._panel.shape[0] < rows:
-                self._panel = np.empty((rows, width), self.panel_dtype)
-            U = self._panel[:rows]
+            if self._fill + rows > self.stage_rows:
+                self._flush()
+            U = self._panel[self._fill:self._fill + rows]
             u: dict = {}
             for k in self.keys:
                 o = self.offset[k]
@@ -879,12 +972,7 @@ class _Streamer:
                     raise self._nonfinite(k)
                 self.a[k] += col
                 u[k] = uk
-            jobs = [(u[k], None, self.G[k]) for k in self.keys]
-            for k, (c0, R) in self.rect.items():
-                jobs.append((u[k], U[:, c0:c0 + R.shape[1]], R))
-            jobs += [(u[k], u[l], g) for (k, l), g in self.Gp.items() if k not in self.rect]
-            with blas_threads(1):
-                E.accumulate_grams(jobs, threads)
+            self._fill += rows
             if self.hsic:
                 alpha = {}
                 for k in self.keys:
@@ -899,10 +987,29 @@ class _Streamer:
                     self.w_kl[pr] += alpha[l] @ u[k]
                     self.w_lk[pr] += alpha[k] @ u[l]
 
+    def _flush(self) -> None:
+        """Add the staged rows' Grams into the state (one engine call for all of them)."""
+        from . import _engine as E
+        from ._resources import blas_threads
+
+        if self.device is not None or not getattr(self, "_fill", 0):
+            return
+        U = self._panel[:self._fill]
+        u = {k: U[:, self.offset[k]:self.offset[k] + self.widths[k]] for k in self.keys}
+        jobs = [(u[k], None, self.G[k]) for k in self.keys]
+        for k, (c0, R) in self.rect.items():
+            jobs.append((u[k], U[:, c0:c0 + R.shape[1]], R))
+        jobs += [(u[k], u[l], g) for (k, l), g in self.Gp.items() if k not in self.rect]
+        with blas_threads(1):
+            E.accumulate_grams(jobs, self.num_threads)
+        self._fill = 0
+
     def _seal(self) -> None:
-        """Mirror the per-layer Grams (the host path updates their upper triangles), once."""
+        """Add the staged rows, then mirror the per-layer Grams (the host path updates their
+        upper triangles), once."""
         if self.device is not None or self.sealed or not self.G:
             return
+        self._flush()
         for g in self.G.values():
             p = g.shape[0]
             for r0 in range(0, p, 256):  # by blocks of rows: no p²-sized index arrays
@@ -1119,55 +1226,70 @@ class _Streamer:
         """Linear CKA of every (A, B) layer pair from the sample-space Grams (METHODS §2.1):
         ⟨K̃_k, K̃_l⟩_F with K̃_k = X̃_k X̃_kᵀ over all n samples, by blocks of rows and only the
         upper blocks (the lower ones by symmetry), so no n×n matrix is resident and each layer's
-        Gram is formed once. The reservoir rows are centred in place (two-pass float64 means;
-        constant features, METHODS §1.3, set to 0). Products in the rows' precision, float32
-        products summed over ≤ 4096 features, then in float64."""
+        Gram is formed once. ``rows[k]``: the layer's samples as one array or a list of row
+        chunks (keep-all reservoir), all compare's own, so they are centred in place (two-pass
+        float64 means; constant features, METHODS §1.3, set to 0). Products in the rows'
+        precision, float32 products summed over ≤ 4096 features, then in float64."""
         from .similarity._common import _constant
         from .similarity.cka import _ratio
         from ._resources import blas_threads
 
         n, keys = self.n, self.keys
-        X = {}
+        chunks = {k: (list(v) if isinstance(v, list) else [v]) for k, v in rows.items()}
         for k in keys:
-            x = rows[k]
-            mean = x.mean(axis=0, dtype=np.float64)
-            x -= mean.astype(x.dtype)
-            second = x.mean(axis=0, dtype=np.float64)  # the residual mean, to the last bits
-            x -= second.astype(x.dtype)
-            ss = np.einsum("ij,ij->j", x, x, dtype=np.float64)
+            parts = chunks[k]
+            mean = sum(c.sum(axis=0, dtype=np.float64) for c in parts) / n
+            if not np.isfinite(mean).all():
+                raise ValueError(f"the activations of {self.labels[k]} contain NaN or Inf values")
+            for c in parts:
+                c -= mean.astype(c.dtype)
+            second = sum(c.sum(axis=0, dtype=np.float64) for c in parts) / n  # the residual mean
+            ss = np.zeros(self.widths[k])
+            for c in parts:
+                c -= second.astype(c.dtype)
+                ss += np.einsum("ij,ij->j", c, c)  # in the rows' precision: only for the constant rule
             const = _constant(ss, mean + second, n)
-            x[:, const] = 0
-            X[k] = x
+            if const.any():
+                for c in parts:
+                    c[:, const] = 0
+        starts = np.cumsum([0] + [c.shape[0] for c in chunks[keys[0]]])
         L, rb = len(keys), self._gram_block_rows(n)
         F = np.zeros((L, L))
-        chunk = 4096
-        dtype = next(iter(X.values())).dtype
+        feat_chunk = 4096
+        dtype = chunks[keys[0]][0].dtype
         # buffers allocated once (a fresh n-wide block per row block would be fresh pages each time)
         block_buf = np.empty(L * rb * n)
-        prod_buf = np.empty(rb * n, dtype=dtype)
+        prod_buf = np.empty(rb * max(int(np.diff(starts).max()), 1), dtype=dtype)
         square_buf = np.empty(L * rb * rb)
         with blas_threads(self.num_threads):
-            for r0 in range(0, n, rb):
-                r1 = min(n, r0 + rb)
-                rows, m = r1 - r0, n - r0
-                blocks = block_buf[:L * rows * m].reshape(L, rows, m)
-                prod = prod_buf[:rows * m].reshape(rows, m)
-                for i, k in enumerate(keys):
-                    x = X[k]
-                    p = x.shape[1]
-                    if p <= chunk or x.dtype == np.float64:
-                        np.matmul(x[r0:r1], x[r0:].T, out=prod)
-                        blocks[i] = prod
-                    else:
-                        blocks[i] = 0.0
-                        for c0 in range(0, p, chunk):
-                            np.matmul(x[r0:r1, c0:c0 + chunk], x[r0:, c0:c0 + chunk].T, out=prod)
-                            blocks[i] += prod
-                flat = blocks.reshape(L, -1)
-                square = square_buf[:L * rows * rows].reshape(L, rows, rows)
-                np.copyto(square, blocks[:, :, :rows])
-                sq = square.reshape(L, -1)
-                F += 2.0 * (flat @ flat.T) - sq @ sq.T  # off-diagonal blocks count twice
+            for ci in range(len(starts) - 1):
+                for s0 in range(0, int(starts[ci + 1] - starts[ci]), rb):
+                    r0 = int(starts[ci]) + s0
+                    rows_b = min(rb, int(starts[ci + 1]) - r0)
+                    m = n - r0
+                    blocks = block_buf[:L * rows_b * m].reshape(L, rows_b, m)
+                    for i, k in enumerate(keys):
+                        xs = chunks[k][ci][s0:s0 + rows_b]
+                        col = 0
+                        for cj in range(ci, len(starts) - 1):
+                            y = chunks[k][cj][s0:] if cj == ci else chunks[k][cj]
+                            width = y.shape[0]
+                            dst = blocks[i, :, col:col + width]
+                            prod = prod_buf[:rows_b * width].reshape(rows_b, width)
+                            p = xs.shape[1]
+                            step = p if (p <= feat_chunk or dtype == np.float64) else feat_chunk
+                            for f0 in range(0, p, step):
+                                np.matmul(xs[:, f0:f0 + step], y[:, f0:f0 + step].T, out=prod)
+                                if f0 == 0:
+                                    dst[...] = prod
+                                else:
+                                    dst += prod
+                            col += width
+                    flat = blocks.reshape(L, -1)
+                    square = square_buf[:L * rows_b * rows_b].reshape(L, rows_b, rows_b)
+                    np.copyto(square, blocks[:, :, :rows_b])
+                    sq = square.reshape(L, -1)
+                    F += 2.0 * (flat @ flat.T) - sq @ sq.T  # off-diagonal blocks count twice
         pos = {k: i for i, k in enumerate(keys)}
         out = np.empty((len(self.keys_a), len(self.keys_b)))
         for i, ka in enumerate(self.keys_a):
@@ -1189,7 +1311,8 @@ class _Streamer:
         on_res = [m for m in self.measures if m not in streamed]
         indices, res_rows = (None, None)
         if on_res:
-            indices, res_rows = self.res.arrays()
+            self.res.check_unchanged()
+            indices, res_rows = self.res.arrays(concatenate=self.res.chunks is None)
         fast = self._fast_measures(streamed)
         # linear CKA on every sample without options: all pairs at once from per-layer Grams
         gram_path = [m for m in on_res if m == "linear_cka" and not self.options.get(m) and self.res is not None
@@ -1453,8 +1576,8 @@ def compare(model_a: Any, model_b: Any = None, data: Any = None, *, layers_a: An
                     rows0 = int(next(iter(acts.values())).shape[0]) if acts else 0
                     streamer = _Streamer(keys_a, keys_b, labels, measures, options, reservoir=reservoir, seed=seed,
                                          memory_limit=memory_limit, num_threads=threads, route=route,
-                                         n_estimate=None if total is None else total * rows0)
-                streamer.update({k: acts[k] for k in streamer.keys})
+                                         n_estimate=None if total is None else total * rows0, owned=True)
+                streamer.update({k: acts[k] for k in streamer.keys}, inputs=_tensors(batch))
                 if bar is not None:
                     bar.update(1)
                 if max_batches is not None and bi + 1 >= max_batches:
