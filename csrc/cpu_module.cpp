@@ -162,26 +162,6 @@ py::tuple threshold(const py::array& A, const py::array& B, double thr, bool abs
                           py::array_t<T>({n}, out->values.data(), owner));
 }
 
-template <class T>
-void accumulate(const py::array& A, const py::array& B, bool symmetric, py::array& C, std::int64_t br,
-                std::int64_t bc, std::int64_t kc, int nt) {
-    View2D a = panel<T>(A, "A"), b = panel<T>(B, "B");
-    double* c = mutable_ptr<double>(C, "C");
-    View2D cv = view2d(C, "C");
-    if (a.rows != b.rows || cv.rows != a.cols || cv.cols != b.cols || cv.cs != 1 || cv.rs < cv.cols)
-        throw std::invalid_argument("gram_accumulate: shape mismatch");
-    if (symmetric && (a.cols != b.cols || a.data != b.data))
-        throw std::invalid_argument("gram_accumulate: symmetric needs B == A");
-    Status s;
-    {
-        py::gil_scoped_release nogil;
-        s = gram_accumulate_cpu<T>(static_cast<const T*>(a.data), a.rs, static_cast<const T*>(b.data),
-                                   b.rs, a.rows, a.cols, b.cols, symmetric, c, cv.rs,
-                                   make_plan(br, bc, kc, nt), python_stop());
-    }
-    raise_status(s);
-}
-
 // jobs: a list of (A, B or None, C); all panels share dtype and sample count.
 template <class T>
 void accumulate_many(const py::list& jobs, std::int64_t br, std::int64_t bc, std::int64_t kc, int nt) {
@@ -274,14 +254,6 @@ PYBIND11_MODULE(_cpu, m) {
         else dense<double>(A, B, symmetric, C, br, bc, kc, nt);
     }, py::arg("A"), py::arg("B"), py::arg("symmetric"), py::arg("C"), py::arg("block_rows"),
        py::arg("block_cols"), py::arg("k_chunk"), py::arg("num_threads"));
-
-    m.def("gram_accumulate", [](const py::array& A, const py::array& B, bool symmetric, py::array& C,
-                                std::int64_t br, std::int64_t bc, std::int64_t kc, int nt) {
-        if (is_f32(A)) accumulate<float>(A, B, symmetric, C, br, bc, kc, nt);
-        else accumulate<double>(A, B, symmetric, C, br, bc, kc, nt);
-    }, py::arg("A"), py::arg("B"), py::arg("symmetric"), py::arg("C"), py::arg("block_rows"),
-       py::arg("block_cols"), py::arg("k_chunk"), py::arg("num_threads"),
-       "C (float64, na x nb) += A^T B for sample-major panels; symmetric: upper triangle only.");
 
     m.def("gram_accumulate_many", [](const py::list& jobs, std::int64_t br, std::int64_t bc, std::int64_t kc,
                                      int nt) {

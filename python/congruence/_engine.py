@@ -363,7 +363,7 @@ def accumulate_gram(A: np.ndarray, B: Optional[np.ndarray], C: np.ndarray, num_t
         rows = cols = block
     else:
         rows, cols = 1024, 2048
-    _cpu.gram_accumulate(A, A if B is None else B, B is None, C, rows, cols, _k_chunk(A.dtype), num_threads)
+    _cpu.gram_accumulate_many([(A, B, C)], rows, cols, _k_chunk(A.dtype), num_threads)
 
 
 def accumulate_grams(jobs: list, num_threads: int) -> None:

@@ -102,22 +102,6 @@ Status gram_accumulate_many_cpu(const GramJob<T>* jobs, std::int64_t n_jobs, std
     return cancelled.load() ? Status::cancelled : Status::ok;
 }
 
-template <class T>
-Status gram_accumulate_cpu(const T* A, std::int64_t lda, const T* B, std::int64_t ldb,
-                           std::int64_t K, std::int64_t na, std::int64_t nb, bool symmetric,
-                           double* C, std::int64_t ldc, const TilePlan& plan, const StopFn& stop) {
-    if (na <= 0 || nb <= 0) return Status::ok;
-    const GramJob<T> job{A, lda, B, ldb, na, nb, symmetric, C, ldc};
-    return gram_accumulate_many_cpu<T>(&job, 1, K, plan, stop);
-}
-
-template Status gram_accumulate_cpu<float>(const float*, std::int64_t, const float*, std::int64_t,
-                                           std::int64_t, std::int64_t, std::int64_t, bool, double*,
-                                           std::int64_t, const TilePlan&, const StopFn&);
-template Status gram_accumulate_cpu<double>(const double*, std::int64_t, const double*,
-                                            std::int64_t, std::int64_t, std::int64_t, std::int64_t,
-                                            bool, double*, std::int64_t, const TilePlan&,
-                                            const StopFn&);
 template Status gram_accumulate_many_cpu<float>(const GramJob<float>*, std::int64_t, std::int64_t,
                                                 const TilePlan&, const StopFn&);
 template Status gram_accumulate_many_cpu<double>(const GramJob<double>*, std::int64_t, std::int64_t,
