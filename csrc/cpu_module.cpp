@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "congruence/assignment.hpp"
 #include "congruence/blas.hpp"
 #include "congruence/column_stats.hpp"
 #include "congruence/gram_accumulate.hpp"
@@ -263,6 +264,22 @@ PYBIND11_MODULE(_cpu, m) {
         else accumulate_many<double>(jobs, br, bc, kc, nt);
     }, py::arg("jobs"), py::arg("block_rows"), py::arg("block_cols"), py::arg("k_chunk"), py::arg("num_threads"),
        "For each job (A, B or None, C): C += A^T B (None: symmetric, upper triangle), in one parallel region.");
+
+    m.def("linear_assignment", [](const py::array_t<double, py::array::c_style | py::array::forcecast>& C) {
+        if (C.ndim() != 2) throw std::invalid_argument("cost: expected a 2-D array");
+        const std::int64_t nr = C.shape(0), nc = C.shape(1);
+        if (nr > nc) throw std::invalid_argument("cost: needs rows <= columns (transpose first)");
+        py::array_t<std::int64_t> out(nr);
+        AssignStatus s;
+        {
+            py::gil_scoped_release nogil;
+            s = linear_assignment_cpu<StopFn>(C.data(), nr, nc, nc, out.mutable_data(), python_stop());
+        }
+        if (s == AssignStatus::cancelled) throw py::error_already_set();
+        if (s == AssignStatus::infeasible) throw py::value_error("infeasible");
+        return out;
+    }, py::arg("C"),
+       "Minimum-cost assignment of the rows of C (nr <= nc; +inf forbidden) to distinct columns: col_for_row.");
 
     m.def("pairwise_topk", [](const py::array& A, const py::array& B, std::int64_t k, bool absolute,
                               const py::object& col_bias, const py::object& col_valid, bool excl,

@@ -14,6 +14,7 @@ from .neighbors import knn
 from .pairwise import correlation, correlation_pairs, max_correlation, topk_correlation
 from .stats import ColumnStats, column_stats
 from .comparison import Comparison, compare, compare_activations
+from .matching import linear_assignment
 from .similarity import (
     HSICStats, cca, debiased_cka, linear_cka, linear_regression_r2, minibatch_cka, mutual_knn, procrustes, pwcca,
     rbf_cka, rsa, svcca,
@@ -22,6 +23,7 @@ from .similarity import (
 from ._cpu import version as __version__
 
 __all__ = [
+    "linear_assignment",
     "ColumnStats",
     "Comparison",
     "HSICStats",

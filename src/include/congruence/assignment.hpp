@@ -1,0 +1,18 @@
+// Dense linear assignment (METHODS.md §3.2): the minimum-cost injection of the rows of an
+// nr x nc cost matrix (nr <= nc) into its columns, by shortest augmenting paths with dual
+// potentials (Jonker & Volgenant 1987; the rectangular formulation of Crouse 2016).
+#pragma once
+#include <cstdint>
+
+namespace congruence {
+
+enum class AssignStatus : int { ok = 0, infeasible = 1, cancelled = 2 };
+
+// C: row-major nr x nc (row stride ldc), nr <= nc; +inf marks a forbidden pair (no NaN, no
+// -inf: the caller checks). col_for_row (nr entries) receives each row's column. stop() is
+// polled between rows (Ctrl-C).
+template <class Stop>
+AssignStatus linear_assignment_cpu(const double* C, std::int64_t nr, std::int64_t nc, std::int64_t ldc,
+                                   std::int64_t* col_for_row, const Stop& stop);
+
+}  // namespace congruence
