@@ -14,7 +14,7 @@ from .neighbors import knn
 from .pairwise import correlation, correlation_pairs, max_correlation, topk_correlation
 from .stats import ColumnStats, column_stats
 from .comparison import Comparison, compare, compare_activations
-from .matching import linear_assignment
+from .matching import NeuronMatching, linear_assignment, match_neurons
 from .similarity import (
     HSICStats, cca, debiased_cka, linear_cka, linear_regression_r2, minibatch_cka, mutual_knn, procrustes, pwcca,
     rbf_cka, rsa, svcca,
@@ -24,6 +24,8 @@ from ._cpu import version as __version__
 
 __all__ = [
     "linear_assignment",
+    "match_neurons",
+    "NeuronMatching",
     "ColumnStats",
     "Comparison",
     "HSICStats",

@@ -1,6 +1,8 @@
-"""Neuron matching (METHODS.md §3): exact linear assignment; matching of units, semi-matching,
-greedy matching and the sparse route follow (issue 5)."""
+"""Neuron matching (METHODS.md §3): exact linear assignment and the matching of units by their
+correlations (one-to-one, semi, greedy as in Akbarinia & Gegenfurtner's code, global greedy);
+the sparse route for very wide layers follows (issue 5)."""
 
 from .assignment import linear_assignment
+from .neurons import MATCH_METHODS, NeuronMatching, match_neurons
 
-__all__ = ["linear_assignment"]
+__all__ = ["linear_assignment", "match_neurons", "NeuronMatching", "MATCH_METHODS"]
