@@ -38,21 +38,24 @@ AssignStatus linear_assignment_cpu(const double* C, std::int64_t nr, std::int64_
             row_seen[static_cast<std::size_t>(i)] = 1;
             seen_rows.push_back(i);
             const double* ci = C + i * ldc;
-            const double ui = u[static_cast<std::size_t>(i)];
+            const double base = reached - u[static_cast<std::size_t>(i)];
+            double* dp = dist.data();
+            const double* vp = v.data();
+            const std::int64_t* rp = row_for_col.data();
+            std::int64_t* pp = pred.data();
+            const std::int64_t* tp = todo.data();
             double best = inf;
             std::int64_t best_at = -1;
             for (std::int64_t t = 0; t < n_todo; ++t) {
-                const std::int64_t j = todo[static_cast<std::size_t>(t)];
-                const double d = reached + ci[j] - ui - v[static_cast<std::size_t>(j)];
-                if (d < dist[static_cast<std::size_t>(j)]) {
-                    dist[static_cast<std::size_t>(j)] = d;
-                    pred[static_cast<std::size_t>(j)] = i;
+                const std::int64_t j = tp[t];
+                const double d = base + ci[j] - vp[j];
+                if (d < dp[j]) {
+                    dp[j] = d;
+                    pp[j] = i;
                 }
-                const double dj = dist[static_cast<std::size_t>(j)];
-                // prefer a free column among equals: the path ends there
-                if (dj < best || (dj == best && row_for_col[static_cast<std::size_t>(j)] < 0 && best_at >= 0 &&
-                                  row_for_col[static_cast<std::size_t>(todo[static_cast<std::size_t>(best_at)])] >= 0)) {
-                    best = dj;
+                // among equals prefer a free column: the path ends there
+                if (dp[j] < best || (dp[j] == best && rp[j] < 0)) {
+                    best = dp[j];
                     best_at = t;
                 }
             }
