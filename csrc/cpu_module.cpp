@@ -281,6 +281,34 @@ PYBIND11_MODULE(_cpu, m) {
     }, py::arg("C"),
        "Minimum-cost assignment of the rows of C (nr <= nc; +inf forbidden) to distinct columns: col_for_row.");
 
+    m.def("sparse_assignment", [](const py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>& indptr,
+                                  const py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>& indices,
+                                  const py::array_t<double, py::array::c_style | py::array::forcecast>& costs,
+                                  std::int64_t nr, std::int64_t nc) {
+        if (indptr.ndim() != 1 || indptr.shape(0) != nr + 1) throw std::invalid_argument("indptr: expected nr + 1 entries");
+        if (indices.ndim() != 1 || costs.ndim() != 1 || indices.shape(0) != costs.shape(0))
+            throw std::invalid_argument("indices / costs: expected two 1-D arrays of the same length");
+        const std::int64_t* ip = indptr.data();
+        const std::int64_t nnz = indices.shape(0);
+        if (ip[0] != 0 || ip[nr] != nnz) throw std::invalid_argument("indptr: must start at 0 and end at nnz");
+        for (std::int64_t r = 0; r < nr; ++r)
+            if (ip[r + 1] < ip[r]) throw std::invalid_argument("indptr: must be non-decreasing");
+        const std::int64_t* jp = indices.data();
+        for (std::int64_t e = 0; e < nnz; ++e)
+            if (jp[e] < 0 || jp[e] >= nc) throw std::invalid_argument("indices: out of range");
+        if (nr > nc) throw std::invalid_argument("cost: needs rows <= columns (transpose first)");
+        py::array_t<std::int64_t> out(nr);
+        AssignStatus s;
+        {
+            py::gil_scoped_release nogil;
+            s = sparse_assignment_cpu<StopFn>(ip, jp, costs.data(), nr, nc, out.mutable_data(), python_stop());
+        }
+        if (s == AssignStatus::cancelled) throw py::error_already_set();
+        if (s == AssignStatus::infeasible) throw py::value_error("infeasible");
+        return out;
+    }, py::arg("indptr"), py::arg("indices"), py::arg("costs"), py::arg("n_rows"), py::arg("n_cols"),
+       "Minimum-cost assignment of every row to a distinct column over a CSR candidate graph: col_for_row.");
+
     m.def("pairwise_topk", [](const py::array& A, const py::array& B, std::int64_t k, bool absolute,
                               const py::object& col_bias, const py::object& col_valid, bool excl,
                               py::array& values, py::array& indices, std::int64_t br, std::int64_t bc,

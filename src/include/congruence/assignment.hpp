@@ -15,4 +15,11 @@ template <class Stop>
 AssignStatus linear_assignment_cpu(const double* C, std::int64_t nr, std::int64_t nc, std::int64_t ldc,
                                    std::int64_t* col_for_row, const Stop& stop);
 
+// The same on a sparse candidate graph: row i's allowed columns are indices[indptr[i] ..
+// indptr[i+1]) with finite costs; Dijkstra with a binary heap over the touched columns only, so a
+// search costs O(E log E) in the edges it reaches. infeasible when some row cannot be matched.
+template <class Stop>
+AssignStatus sparse_assignment_cpu(const std::int64_t* indptr, const std::int64_t* indices, const double* costs,
+                                   std::int64_t nr, std::int64_t nc, std::int64_t* col_for_row, const Stop& stop);
+
 }  // namespace congruence
