@@ -118,3 +118,60 @@ def test_errors():
         cg.match_neurons(R=np.array([[1.0, np.nan]]))
     with pytest.raises(ValueError, match="2-D"):
         cg.match_neurons(R=np.ones(3))
+
+
+def test_sparse_route_reaches_the_dense_optimum():
+    rng = np.random.default_rng(11)
+    n, m = 1200, 1024
+    Z = rng.standard_normal((m, 48)).astype(np.float32)
+    X = Z @ rng.standard_normal((48, n)).astype(np.float32) + rng.standard_normal((m, n)).astype(np.float32)
+    Y = Z @ rng.standard_normal((48, n)).astype(np.float32) + rng.standard_normal((m, n)).astype(np.float32)
+    dense = cg.match_neurons(X, Y)
+    sparse = cg.match_neurons(X, Y, method="sparse", k=32)
+    assert len(sparse.rows) == n and len(set(sparse.cols.tolist())) == n
+    R = np.asarray(cg.correlation(X, Y), dtype=np.float64)
+    np.testing.assert_allclose(sparse.correlations, R[sparse.rows, sparse.cols], rtol=1e-6, atol=1e-6)
+    ratio = R[sparse.rows, sparse.cols].sum() / R[dense.rows, dense.cols].sum()
+    assert 0.9999 <= ratio <= 1.0 + 1e-9
+    assert sparse.details["attempts"][-1]["feasible"] and sparse.details["fallback"] is None
+
+
+def test_sparse_route_retries_until_feasible():
+    # every unit of X prefers the same three hub units of Y: top-1 candidates cannot match all
+    rng = np.random.default_rng(12)
+    n = 400
+    hub = rng.standard_normal((n, 3))
+    X = hub[:, [0]] * 3 + rng.standard_normal((n, 20))
+    Y = np.concatenate([hub * 3 + 0.1 * rng.standard_normal((n, 3)), rng.standard_normal((n, 17))], axis=1)
+    m = cg.match_neurons(X, Y, method="sparse", k=1)
+    assert len(m.rows) == 20 and len(set(m.cols.tolist())) == 20
+    assert len(m.details["attempts"]) > 1 and not m.details["attempts"][0]["feasible"]
+    dense = cg.match_neurons(X, Y)
+    assert m.correlations.sum() == pytest.approx(dense.correlations.sum(), rel=1e-6)
+
+
+def test_sparse_assignment_matches_scipy_on_random_graphs():
+    sp = pytest.importorskip("scipy.sparse")
+    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+    from congruence.matching import sparse_assignment
+
+    rng = np.random.default_rng(13)
+    for trial in range(60):
+        nr, nc = rng.integers(1, 20), rng.integers(1, 25)
+        M = sp.random(nr, nc, density=rng.uniform(0.2, 1.0), random_state=int(rng.integers(1 << 30)), format="csr")
+        M.data = rng.random(M.nnz) + 0.1
+        try:
+            rs, cs = min_weight_full_bipartite_matching(M)
+            ref = M[rs, cs].sum()
+        except ValueError:
+            ref = None
+        if ref is None:
+            with pytest.raises(ValueError, match="infeasible"):
+                sparse_assignment(M)
+            continue
+        r, c = sparse_assignment(M)
+        assert len(r) == min(nr, nc) and np.all(np.asarray(M[r, c]).ravel() != 0)
+        assert M[r, c].sum() == pytest.approx(ref, rel=1e-12)
+    with pytest.raises(ValueError, match="non-finite"):
+        sparse_assignment(sp.csr_matrix(np.array([[np.inf, 1.0]])))

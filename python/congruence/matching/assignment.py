@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import _cpu
 
-__all__ = ["linear_assignment"]
+__all__ = ["linear_assignment", "sparse_assignment"]
 
 
 def _cost_matrix(cost: Any) -> np.ndarray:
@@ -94,3 +94,61 @@ def linear_assignment(cost: Any, *, maximize: bool = False) -> tuple[np.ndarray,
         return rows, col_for_row
     order = np.argsort(col_for_row, kind="stable")
     return col_for_row[order], rows[order]
+
+
+def sparse_assignment(cost: Any, *, maximize: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Optimal assignment restricted to a sparse set of allowed pairs.
+
+    The shortest-augmenting-path solver of :func:`linear_assignment` with Dijkstra over the
+    stored entries only (a binary heap over the columns a search reaches), so the time follows
+    the candidate edges rather than n_rows × n_cols — the route for very wide layers (METHODS
+    §3.4; the role of LAPJVsp / ``scipy.sparse.csgraph.min_weight_full_bipartite_matching``).
+
+    Parameters
+    ----------
+    cost : scipy.sparse matrix or array, shape (n_rows, n_cols)
+        Every **stored** entry is an allowed pair with that cost (explicit zeros included);
+        missing entries are forbidden. Stored values must be finite.
+    maximize : bool
+
+    Returns
+    -------
+    row_ind, col_ind : ndarray of int64, shape (min(n_rows, n_cols),)
+        As :func:`linear_assignment`: every row matched when n_rows <= n_cols, else every column.
+
+    Raises
+    ------
+    ValueError
+        Non-finite stored values, or no full matching within the allowed pairs ("infeasible").
+    """
+    import scipy.sparse as sp
+
+    M = sp.csr_matrix(cost, dtype=np.float64) if not sp.issparse(cost) else cost.tocsr().astype(np.float64)
+    if M.ndim != 2:
+        raise ValueError(f"cost must be 2-D; got shape {M.shape}")
+    if not np.isfinite(M.data).all():
+        raise ValueError("cost has non-finite stored entries (NaN or inf); leave forbidden pairs out instead")
+    transposed = M.shape[0] > M.shape[1]
+    if transposed:
+        M = M.T.tocsr()
+    nr, nc = M.shape
+    if nr == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty.copy()
+    M.sum_duplicates()
+    data = -M.data if maximize else M.data.copy()
+    if data.size:
+        data = data - data.min()  # one constant shift: the same optimum, small potentials
+    try:
+        col_for_row = _cpu.sparse_assignment(M.indptr.astype(np.int64), M.indices.astype(np.int64), data, nr, nc)
+    except ValueError as exc:
+        if str(exc) == "infeasible":
+            raise ValueError("cost matrix is infeasible: the allowed pairs admit no matching of every "
+                             f"{'column' if transposed else 'row'}") from None
+        raise
+    rows = np.arange(nr, dtype=np.int64)
+    if not transposed:
+        return rows, col_for_row
+    order = np.argsort(col_for_row, kind="stable")
+    return col_for_row[order], rows[order]
+
