@@ -29,6 +29,17 @@ struct Search {
         for (std::int64_t r = 0; r < nr; ++r) col_for_row[r] = -1;
     }
 
+    // Column j's distance is final: a free column ends the path, a matched one continues the
+    // search from its row.
+    void settle(std::int64_t j, std::int64_t& i, std::int64_t& sink) {
+        done_cols.push_back(j);
+        const std::int64_t r = row_for_col[static_cast<std::size_t>(j)];
+        if (r < 0)
+            sink = j;
+        else
+            i = r;
+    }
+
     // reached: the length of the path to sink; dist holds the final distances of done_cols.
     void finish(std::int64_t start, double reached, std::int64_t sink) {
         u[static_cast<std::size_t>(start)] += reached;
@@ -88,12 +99,8 @@ AssignStatus linear_assignment_cpu(const double* C, std::int64_t nr, std::int64_
             if (best_at < 0 || !std::isfinite(best)) return AssignStatus::infeasible;
             reached = best;
             const std::int64_t j = todo[static_cast<std::size_t>(best_at)];
-            s.done_cols.push_back(j);
             todo[static_cast<std::size_t>(best_at)] = todo[static_cast<std::size_t>(--n_todo)];
-            if (s.row_for_col[static_cast<std::size_t>(j)] < 0)
-                sink = j;
-            else
-                i = s.row_for_col[static_cast<std::size_t>(j)];
+            s.settle(j, i, sink);
         }
         s.finish(start, reached, sink);
     }
@@ -149,11 +156,7 @@ AssignStatus sparse_assignment_cpu(const std::int64_t* indptr, const std::int64_
             if (j < 0) return AssignStatus::infeasible;  // no path from this row to a free column
             reached = s.dist[static_cast<std::size_t>(j)];
             done[static_cast<std::size_t>(j)] = 1;
-            s.done_cols.push_back(j);
-            if (s.row_for_col[static_cast<std::size_t>(j)] < 0)
-                sink = j;
-            else
-                i = s.row_for_col[static_cast<std::size_t>(j)];
+            s.settle(j, i, sink);
         }
         s.finish(start, reached, sink);
     }
