@@ -187,7 +187,7 @@ def _build(ctx, variant: str) -> H.Plan:
     size = f"widths {width}, n={n}, batches of {batch}, {N_LAYERS}x{N_LAYERS} pairs"
     params = {"model": kind, "width": width, "n_samples": n, "batch": batch, "layers": N_LAYERS, "dtype": "float32"}
     try:
-        import torch  # noqa: F401
+        import torch
     except ImportError:
         why = "torch is not installed (the models are torch modules)"
         return H.Plan(name=variant, title=title, size=size, params=params, ours_not_run=why, base_not_run=why)
@@ -210,8 +210,6 @@ def _build(ctx, variant: str) -> H.Plan:
 
     def reference() -> dict:
         if "ref" not in cache:
-            import torch
-
             from congruence import baselines as bl
 
             ref = {}

@@ -1212,7 +1212,7 @@ class _Streamer:
         lx, ly = self._layer(kx), self._layer(ky)
         if lx["const"].all() or ly["const"].all():
             return _all_constant_warning(lx["const"], ly["const"])
-        h, n = self._np, self.n
+        n = self.n
         cross, beta_u, alpha_v = self._pair_sums(kx, ky)
         a, b = lx["a"], ly["a"]
         gxy = self._cross_gram(kx, ky)
