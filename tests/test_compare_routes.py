@@ -183,3 +183,25 @@ def test_staged_flushes_equal_the_in_memory_values(dtype):
     for m in ("linear_cka", "debiased_cka"):
         ref = [[getattr(cg, m)(a["p"].astype(np.float64), b[k].astype(np.float64)) for k in ("q", "r")]]
         np.testing.assert_allclose(c[m], ref, rtol=rtol, atol=1e-7 if dtype == np.float32 else 0, err_msg=m)
+
+
+def test_gram_path_with_mixed_and_half_precision_layers():
+    torch.manual_seed(6)
+    lin = nn.Linear(5, 30).double()
+    model = nn.Sequential(lin, nn.ReLU())
+    data = list(X.split(10))
+    ref = compare(model, None, data, layers_a=["0", "1"], route="features")
+
+    class Mixed(nn.Module):  # layer "a" float64, layer "b" float16
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Identity()
+            self.b = nn.Identity()
+
+        def forward(self, x):
+            h = lin(x)
+            return self.a(h), self.b(torch.relu(h).half())
+
+    s = compare(Mixed(), None, data, layers_a=["a", "b"], route="samples")
+    assert s.info["route"] == "reservoir"
+    np.testing.assert_allclose(s["linear_cka"], ref["linear_cka"], rtol=2e-3)  # float16 rounding of "b"

@@ -472,7 +472,10 @@ class _Reservoir:
             ptr = x.untyped_storage().data_ptr()
         self._held.add(ptr)
         self._versions.append((x, x._version))
-        return _host_view(x)
+        h = _host_view(x)
+        if h.dtype not in (np.float32, np.float64):  # float16: products in float32, like the reservoir
+            h = h.astype(np.float32)
+        return h
 
     def check_unchanged(self) -> None:
         """Raise if a kept chunk was changed in place after it was kept (a model reusing its
@@ -1256,10 +1259,11 @@ class _Streamer:
         L, rb = len(keys), self._gram_block_rows(n)
         F = np.zeros((L, L))
         feat_chunk = 4096
-        dtype = chunks[keys[0]][0].dtype
-        # buffers allocated once (a fresh n-wide block per row block would be fresh pages each time)
+        # buffers allocated once (a fresh n-wide block per row block would be fresh pages each time);
+        # one product buffer per dtype (a float64 layer among float32 ones keeps its precision)
         block_buf = np.empty(L * rb * n)
-        prod_buf = np.empty(rb * max(int(np.diff(starts).max()), 1), dtype=dtype)
+        widest = max(int(np.diff(starts).max()), 1)
+        prod_bufs = {dt: np.empty(rb * widest, dtype=dt) for dt in {chunks[k][0].dtype for k in keys}}
         square_buf = np.empty(L * rb * rb)
         with blas_threads(self.num_threads):
             for ci in range(len(starts) - 1):
@@ -1275,9 +1279,9 @@ class _Streamer:
                             y = chunks[k][cj][s0:] if cj == ci else chunks[k][cj]
                             width = y.shape[0]
                             dst = blocks[i, :, col:col + width]
-                            prod = prod_buf[:rows_b * width].reshape(rows_b, width)
+                            prod = prod_bufs[xs.dtype][:rows_b * width].reshape(rows_b, width)
                             p = xs.shape[1]
-                            step = p if (p <= feat_chunk or dtype == np.float64) else feat_chunk
+                            step = p if (p <= feat_chunk or xs.dtype == np.float64) else feat_chunk
                             for f0 in range(0, p, step):
                                 np.matmul(xs[:, f0:f0 + step], y[:, f0:f0 + step].T, out=prod)
                                 if f0 == 0:
