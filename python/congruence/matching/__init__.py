@@ -3,9 +3,10 @@ correlations (one-to-one, semi, greedy as in Akbarinia & Gegenfurtner's code, gl
 and the sparse route for very wide layers (top-k candidates, exact on that graph), and Li et
 al.'s mutual information between units; weight-space kernel similarity (Akbarinia &
 Gegenfurtner 2019); permutation alignment of Sequential chains (activation and weight
-matching)."""
+matching); the linear interpolation barrier with BatchNorm re-estimation."""
 
 from .assignment import linear_assignment, sparse_assignment
+from .barrier import InterpolationBarrier, interpolation_barrier
 from .kernel_similarity import KERNEL_MATCHES, KernelSimilarity, kernel_similarity, kernel_similarity_matrix
 from .mutual_information import mutual_information, mutual_information_matrix, percentile_bins
 from .neurons import MATCH_METHODS, NeuronMatching, match_neurons
@@ -14,4 +15,5 @@ from .permutation import align_activations, align_weights, permutation_groups, p
 __all__ = ["linear_assignment", "sparse_assignment", "match_neurons", "NeuronMatching", "MATCH_METHODS", "mutual_information",
            "mutual_information_matrix", "percentile_bins",
            "kernel_similarity", "kernel_similarity_matrix", "KernelSimilarity", "KERNEL_MATCHES",
-           "align_activations", "align_weights", "permutation_groups", "permute_model"]
+           "align_activations", "align_weights", "permutation_groups", "permute_model",
+           "interpolation_barrier", "InterpolationBarrier"]
