@@ -516,6 +516,7 @@ def build_stretch(ctx: Context) -> H.Plan:
     )
 
 
+from . import p5 as _p5  # noqa: E402
 from . import p6 as _p6  # noqa: E402
 
 CASES: dict = {
@@ -524,6 +525,8 @@ CASES: dict = {
     "P3": build_p3,
     "ACC": build_acc,
     "STRETCH": build_stretch,
+    "P5A": _p5.build("P5A"),
+    "P5B": _p5.build("P5B"),
     "P6A": _p6.build("P6A"),
     "P6B": _p6.build("P6B"),
     "P6C": _p6.build("P6C"),
@@ -535,6 +538,8 @@ DESCRIPTIONS: dict = {
     "P3": "top-1 correlation m=1024, 100k x 100k, ours only (baseline needs 40 GB); target ours <= 1.3x sgemm floor",
     "ACC": "accuracy on offset data (mean/std 1e3), m=4096, 512 features; target ours max err <= 1e-6",
     "STRETCH": "bf16 screening + exact re-rank (needs amx_bf16/avx512_bf16; not implemented yet)",
+    "P5A": "neuron matching n=10k (m=2048): sparse top-32 route vs dense correlation + scipy; targets <= 2 s, >= 0.9999",
+    "P5B": "neuron matching n=100k (m=1024), ours only (dense needs 80 GB); target <= 60 s",
     "P6A": "all layer-pair linear CKA, two 8-layer ReLU MLPs, width 512, n=10k; vs careful torch, minibatch CKA, peers",
     "P6B": "the same with two 8-layer ReLU CNNs, width 4096 (16x16x16), n=10k",
     "P6C": "the same, width 16384 (64x16x16), n=2k: the feature-route state would need ~137 GB",
