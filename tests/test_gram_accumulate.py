@@ -21,8 +21,8 @@ def test_cross_update_on_column_slices(dtype, threads):
     C = state[50:1140, 100:1200]  # a view into a larger state (row stride != width)
     before = state.copy()
     with blas_threads(1):
-        E.accumulate_gram(A, B, C, threads)
-        E.accumulate_gram(A[:700], B[:700], C, threads)
+        E.accumulate_grams([(A, B, C)], threads)
+        E.accumulate_grams([(A[:700], B[:700], C)], threads)
     ref = _ref(A, B) + _ref(A[:700], B[:700])
     tol = 2e-6 if dtype == np.float32 else 1e-13
     assert np.abs(C - ref).max() <= tol * np.abs(ref).max()
@@ -38,7 +38,7 @@ def test_symmetric_update_writes_the_upper_triangle(dtype, n):
     A = rng.standard_normal((900, n)).astype(dtype)
     C = np.zeros((n, n))
     with blas_threads(1):
-        E.accumulate_gram(A, None, C, 2)
+        E.accumulate_grams([(A, None, C)], 2)
     ref = _ref(A, A)
     upper = np.triu_indices(n)
     tol = 2e-6 if dtype == np.float32 else 1e-13
@@ -54,7 +54,7 @@ def test_float32_sums_are_chunked():
     C = np.zeros((64, 64))
     with blas_threads(1):
         B = np.ascontiguousarray(A[:, ::-1])
-        E.accumulate_gram(A, B, C, 2)
+        E.accumulate_grams([(A, B, C)], 2)
     ref = _ref(A, B)
     err = np.abs(C - ref).max() / np.abs(ref).max()
     assert err < 1e-6
@@ -63,6 +63,6 @@ def test_float32_sums_are_chunked():
 def test_shape_checks():
     A = np.zeros((10, 4), np.float32)
     with pytest.raises(ValueError, match="shape mismatch"):
-        E.accumulate_gram(A, A, np.zeros((4, 5)), 1)
+        E.accumulate_grams([(A, A, np.zeros((4, 5)))], 1)
     with pytest.raises(ValueError, match="wrong dtype"):
-        E.accumulate_gram(A, A, np.zeros((4, 4), np.float32), 1)
+        E.accumulate_grams([(A, A, np.zeros((4, 4), np.float32))], 1)

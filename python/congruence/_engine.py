@@ -346,30 +346,14 @@ def run_dense(A: np.ndarray, B: np.ndarray, symmetric: bool, out: np.ndarray, nu
     _cpu.pairwise_dense(A, B, symmetric, out, block, block, _k_chunk(A.dtype), num_threads)
 
 
-def accumulate_gram(A: np.ndarray, B: Optional[np.ndarray], C: np.ndarray, num_threads: int) -> None:
-    """C (float64) += AᵀB for sample-major panels (rows = samples; column slices of a wider panel
-    are fine); B None: the symmetric update of the upper triangle of C only (the caller mirrors).
-
-    OpenMP threads own output tiles and call a single-threaded BLAS (call it under
-    ``blas_threads(1)``). Tiles of 1024 x 2048: single-threaded sgemm on 512² tiles ran at about
-    half the rate of 1024² ones on the development box (packing dominates), and ≥ 1024² tiles
-    reach the two-thread sgemm rate. Symmetric updates need square tiles; they shrink (to ≥ 128)
-    until every thread has two."""
-    na = A.shape[1]
-    if B is None:
-        block = 1024
-        while block > 128 and (math.ceil(na / block) * (math.ceil(na / block) + 1)) // 2 < 2 * num_threads:
-            block //= 2
-        rows = cols = block
-    else:
-        rows, cols = 1024, 2048
-    _cpu.gram_accumulate_many([(A, B, C)], rows, cols, _k_chunk(A.dtype), num_threads)
-
-
 def accumulate_grams(jobs: list, num_threads: int) -> None:
-    """:func:`accumulate_gram` for several ``(A, B or None, C)`` jobs over the same samples in one
-    parallel region (tiles of every job share the threads; 1024 x 2048, symmetric ones 1024²), so
-    that a set of small per-layer Grams keeps every thread busy."""
+    """C (float64) += AᵀB for each ``(A, B or None, C)`` job, all over the same samples (sample-major
+    panels; column slices of a wider panel are fine); B None: the symmetric update of the upper
+    triangle of C only (the caller mirrors). One parallel region for all jobs: OpenMP threads own
+    output tiles and call a single-threaded BLAS (call it under ``blas_threads(1)``), so a set of
+    small per-layer Grams keeps every thread busy. Tiles of 1024 x 2048 (symmetric ones 1024²):
+    single-threaded sgemm on 512² tiles ran at about half the rate of 1024² ones on the
+    development box (packing dominates), and ≥ 1024² tiles reach the two-thread sgemm rate."""
     if not jobs:
         return
     dtype = jobs[0][0].dtype
