@@ -16,17 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _f64(a):
-    if hasattr(a, "detach") and hasattr(a, "cpu"):  # torch tensor, without importing torch
-        a = a.detach().cpu()
-        if str(a.dtype) == "torch.bfloat16":
-            a = a.float()
-        a = a.numpy()
-    a = np.array(a, dtype=np.float64)
-    if a.ndim != 2:
-        raise ValueError(f"expected a 2-D (n_samples, n_features) array; got shape {a.shape}")
-    return a
+from reference_similarity import _f64  # the shared input conversion of the test oracles
 
 
 # ---------------------------------------------------------------------------------------------

@@ -151,16 +151,22 @@ def _inv_sqrt_psd(S, rtol=1e-10):
     return (V[:, keep] / np.sqrt(w[keep])) @ V[:, keep].T, int(keep.sum())
 
 
-def ref_canonical_correlations(X, Y):
-    """Canonical correlations = singular values of Σ_xx^{-1/2} Σ_xy Σ_yy^{-1/2} (descending),
-    c = min(rank X̃, rank Ỹ) of them."""
+def _whitened_cross(X, Y):
+    """(X̃, Σ_xx^{-1/2}, Σ_xx^{-1/2} Σ_xy Σ_yy^{-1/2}, rank X̃, rank Ỹ) of the non-constant columns."""
     X, Y = _nonconstant(_f64(X)), _nonconstant(_f64(Y))
     n = X.shape[0]
     Xc, Yc = _centre(X), _centre(Y)
     Sxx, Sxy, Syy = Xc.T @ Xc / (n - 1), Xc.T @ Yc / (n - 1), Yc.T @ Yc / (n - 1)
     Wx, rx = _inv_sqrt_psd(Sxx)
     Wy, ry = _inv_sqrt_psd(Syy)
-    s = np.linalg.svd(Wx @ Sxy @ Wy, compute_uv=False)
+    return Xc, Wx, Wx @ Sxy @ Wy, rx, ry
+
+
+def ref_canonical_correlations(X, Y):
+    """Canonical correlations = singular values of Σ_xx^{-1/2} Σ_xy Σ_yy^{-1/2} (descending),
+    c = min(rank X̃, rank Ỹ) of them."""
+    _, _, M, rx, ry = _whitened_cross(X, Y)
+    s = np.linalg.svd(M, compute_uv=False)
     return np.clip(s[: min(rx, ry)], 0.0, 1.0)
 
 
@@ -206,13 +212,8 @@ def ref_svcca(X, Y, threshold=0.99, k=None, mode="explained_variance"):
 def ref_pwcca(X, Y):
     """Morcos et al. (2018) projection-weighted CCA, weights from X, from the covariance
     formulation: w_i = Σ_xx^{-1/2} u_i, h_i = X̃ w_i, α_i = Σ_j |⟨h_i/‖h_i‖, x̃_j⟩|."""
-    X, Y = _nonconstant(_f64(X)), _nonconstant(_f64(Y))
-    n = X.shape[0]
-    Xc, Yc = _centre(X), _centre(Y)
-    Sxx, Sxy, Syy = Xc.T @ Xc / (n - 1), Xc.T @ Yc / (n - 1), Yc.T @ Yc / (n - 1)
-    Wx, rx = _inv_sqrt_psd(Sxx)
-    Wy, ry = _inv_sqrt_psd(Syy)
-    U, s, _ = np.linalg.svd(Wx @ Sxy @ Wy)
+    Xc, Wx, M, rx, ry = _whitened_cross(X, Y)
+    U, s, _ = np.linalg.svd(M)
     c = min(rx, ry)
     rho = np.clip(s[:c], 0.0, 1.0)
     H = Xc @ (Wx @ U[:, :c])  # canonical variates of X, columns

@@ -553,9 +553,7 @@ class _Reservoir:
             if _cuda_device(x) is not None:  # the bounded subset is copied to the host on purpose
                 import torch
 
-                sel = x[torch.as_tensor(rows, device=x.device)].detach()
-                sel = sel.float() if sel.dtype == torch.bfloat16 else sel
-                vals = sel.cpu().numpy()
+                vals = _host_copy(x[torch.as_tensor(rows, device=x.device)])
             else:
                 vals = _host_view(x)
                 if rows.size == vals.shape[0] and (rows.size == 1 or bool(np.all(np.diff(slots) == 1))):
