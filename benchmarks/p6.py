@@ -26,7 +26,6 @@ subtracting the measured forward-pass time.
 from __future__ import annotations
 
 import math
-import time
 import traceback
 from typing import Any, Optional
 
@@ -114,19 +113,12 @@ def _matrix(res: Any) -> np.ndarray:
 
 
 def _timed(fn, interval: float) -> dict:
-    import gc
-
-    gc.collect()
-    out: dict = {}
+    """One call through the harness's timer and memory sampler; a failure is recorded, not raised."""
     try:
-        with H.PeakMemory(interval) as pm:
-            t0 = time.perf_counter()
-            r = fn()
-            dt = time.perf_counter() - t0
-        out.update(status="ok", time_s=dt, peak_extra_bytes=pm.extra, result=r)
+        r, dt, extra = H._call(fn, interval)
     except Exception as e:  # noqa: BLE001
-        out.update(status="failed", reason=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=6))
-    return out
+        return {"status": "failed", "reason": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=6)}
+    return {"status": "ok", "time_s": dt, "peak_extra_bytes": extra, "result": r}
 
 
 def _deviation(m: Optional[np.ndarray], exact: Optional[np.ndarray]) -> dict:
