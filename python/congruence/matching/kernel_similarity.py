@@ -67,15 +67,20 @@ def _kernels(weight: Any) -> np.ndarray:
 
 
 def _similarity(Ka: np.ndarray, Kb: np.ndarray, metric: str) -> np.ndarray:
+    """r_ij between kernel rows, by the pairwise engine (samples = the flattened weights, float64);
+    a constant kernel correlates 0 with everything (the NaN → 0 rule of METHODS §4.1)."""
+    import warnings
+
+    from .._engine import ConstantFeatureWarning
+    from ..pairwise import correlation
+
     if Ka.shape[1] != Kb.shape[1]:
         raise ValueError(f"kernels of {Ka.shape[1]} and {Kb.shape[1]} weights cannot be compared (different input "
                          "channels or kernel sizes)")
-    if metric == "pearson":
-        Ka = Ka - Ka.mean(axis=1, keepdims=True)
-        Kb = Kb - Kb.mean(axis=1, keepdims=True)
-    na, nb = np.linalg.norm(Ka, axis=1), np.linalg.norm(Kb, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = (Ka @ Kb.T) / np.outer(na, nb)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConstantFeatureWarning)  # constant kernels: 0, as documented
+        r = np.asarray(correlation(np.ascontiguousarray(Ka.T), np.ascontiguousarray(Kb.T), metric=metric,
+                                   zero_var="zero"), dtype=np.float64)
     return np.where(np.isfinite(r), r, 0.0)
 
 
