@@ -201,7 +201,7 @@ def align_activations(model_a: Any, model_b: Any, data: Any) -> tuple[Any, list]
     return permute_model(model_b, perms), perms
 
 
-def _unit_weights(g: dict, which: str, perm_in: Optional[np.ndarray], perm_out: Optional[np.ndarray]) -> np.ndarray:
+def _unit_weights(g: dict, perm_in: Optional[np.ndarray], perm_out: Optional[np.ndarray]) -> np.ndarray:
     """Rows = the group's units, columns = every weight touching them (outgoing side permuted by the
     neighbouring groups' current permutations)."""
     layer, nxt = g["layer"], g["next"]
@@ -245,8 +245,8 @@ def align_weights(model_a: Any, model_b: Any, *, max_iter: int = 100, seed: int 
         for k in rng.permutation(len(gb)):
             pin = _expand(perms[k - 1], gb[k - 1]["spatial"]) if k > 0 else None
             pout = perms[k + 1] if k + 1 < len(gb) else None
-            Ua = _unit_weights(ga[k], "a", None, None)
-            Ub = _unit_weights(gb[k], "b", pin, pout)
+            Ua = _unit_weights(ga[k], None, None)
+            Ub = _unit_weights(gb[k], pin, pout)
             _, cols = linear_assignment(Ua @ Ub.T, maximize=True)
             if not np.array_equal(cols, perms[k]):
                 changed = True
