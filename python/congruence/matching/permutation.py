@@ -240,14 +240,14 @@ def align_weights(model_a: Any, model_b: Any, *, max_iter: int = 100, seed: int 
                          f"{[g['size'] for g in gb]}")
     rng = np.random.default_rng(seed)
     perms = [np.arange(g["size"]) for g in gb]
+    units_a = [_unit_weights(g, None, None) for g in ga]  # A never moves: once
     for _ in range(max_iter):
         changed = False
         for k in rng.permutation(len(gb)):
             pin = _expand(perms[k - 1], gb[k - 1]["spatial"]) if k > 0 else None
             pout = perms[k + 1] if k + 1 < len(gb) else None
-            Ua = _unit_weights(ga[k], None, None)
             Ub = _unit_weights(gb[k], pin, pout)
-            _, cols = linear_assignment(Ua @ Ub.T, maximize=True)
+            _, cols = linear_assignment(units_a[k] @ Ub.T, maximize=True)
             if not np.array_equal(cols, perms[k]):
                 changed = True
                 perms[k] = cols
