@@ -48,7 +48,7 @@ def test_a_convex_model_has_no_loss_barrier():
 def test_alignment_removes_the_barrier_of_a_permuted_copy(align):
     A = mlp(2)
     rng = np.random.default_rng(0)
-    B = permute_model(A, [rng.permutation(g["size"]) for g in permutation_groups(A)])
+    B = permute_model(A, [rng.permutation(g.size) for g in permutation_groups(A)])
     plain = interpolation_barrier(A, B, data(), alphas=9)
     aligned = interpolation_barrier(A, B, data(), alphas=9, align=align)
     assert plain.barrier_loss > 0.01

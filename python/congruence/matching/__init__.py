@@ -2,8 +2,8 @@
 correlations (one-to-one, semi, greedy as in Akbarinia & Gegenfurtner's code, global greedy)
 and the sparse route for very wide layers (top-k candidates, exact on that graph), and Li et
 al.'s mutual information between units; weight-space kernel similarity (Akbarinia &
-Gegenfurtner 2019); permutation alignment of Sequential chains (activation and weight
-matching); the linear interpolation barrier with BatchNorm re-estimation; the rotation and
+Gegenfurtner 2019); permutation alignment of traced module graphs — MLPs, VGG-style CNNs, ResNets (activation and
+weight matching); the linear interpolation barrier with BatchNorm re-estimation; the rotation and
 shared-frozen-layer protocols of Brown, Vyas & Bansal."""
 
 from .assignment import linear_assignment, sparse_assignment

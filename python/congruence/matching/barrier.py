@@ -107,7 +107,7 @@ def interpolation_barrier(model_a: Any, model_b: Any, data: Any, *, align: Optio
     data : iterable of (inputs, targets)
         The evaluation batches (targets: class indices).
     align : {None, "activations", "weights"}
-        Permute B onto A first (``nn.Sequential`` chains; see :mod:`congruence.matching.permutation`);
+        Permute B onto A first (MLPs, VGG-style CNNs, ResNets; see :mod:`congruence.matching.permutation`);
         "activations" matches on the inputs of ``data``.
     alphas : int or sequence of float
         A grid size (``numpy.linspace(0, 1, alphas)``) or the α values, which must include 0 and 1.

@@ -17,9 +17,40 @@ from typing import Any
 
 import numpy as np
 
-from .permutation import _classify, _flatten_chain
-
 __all__ = ["haar_orthogonal", "rotate_layer", "absorb_rotation", "share_frozen_layers"]
+
+
+def _flatten_chain(model: Any) -> list:
+    from torch import nn
+
+    if not isinstance(model, nn.Sequential):
+        raise ValueError(f"the rotation and shared-layer protocols need an nn.Sequential chain (MLP / VGG "
+                         f"style); got {type(model).__name__}")
+    out = []
+    for m in model:
+        out.extend(_flatten_chain(m) if isinstance(m, nn.Sequential) else [m])
+    return out
+
+
+def _classify(m: Any) -> str:
+    from torch import nn
+
+    if isinstance(m, (nn.Linear,)) or (isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) and m.groups == 1):
+        return "weight"
+    if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm)):
+        if isinstance(m, nn.LayerNorm) and len(m.normalized_shape) != 1:
+            raise ValueError(f"LayerNorm over {tuple(m.normalized_shape)} is not supported by these protocols")
+        return "norm"
+    if isinstance(m, nn.Flatten):
+        return "flatten"
+    elementwise = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.ELU, nn.SiLU, nn.Softplus, nn.Identity,
+                   nn.Dropout, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+                   nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+    if isinstance(m, elementwise):
+        return "pass"
+    raise ValueError(f"{type(m).__name__} is not supported by these protocols (supported: Linear, Conv "
+                     "with groups=1, BatchNorm, LayerNorm over features, elementwise activations, pooling, Dropout, "
+                     "Identity, Flatten)")
 
 
 def haar_orthogonal(n: int, seed: int = 0) -> np.ndarray:
