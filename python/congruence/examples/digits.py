@@ -47,6 +47,7 @@ __all__ = [
     "load_digits_data",
     "make_digits_cnn",
     "train_digits_cnn",
+    "train_model",
 ]
 
 #: The named layers of :func:`make_digits_cnn`, input to output (``fc2`` gives the logits).
@@ -208,6 +209,101 @@ def accuracy(model: "nn.Module", X: "torch.Tensor", y: "torch.Tensor", batch_siz
     return correct / max(len(X), 1)
 
 
+def _check_training_data(X_train: "torch.Tensor", y_train: "torch.Tensor") -> None:
+    """Inputs batched along dim 0 and one label per input."""
+    if X_train.ndim < 2:
+        raise ValueError(f"X_train must have shape (N, ...), got {tuple(X_train.shape)}")
+    if y_train.shape != (X_train.shape[0],):
+        raise ValueError(f"y_train must have shape ({X_train.shape[0]},), got {tuple(y_train.shape)}")
+
+
+def _default_training_data(
+    X_train: Optional["torch.Tensor"], y_train: Optional["torch.Tensor"]
+) -> Tuple["torch.Tensor", "torch.Tensor"]:
+    """The given training data as float32 / int64 tensors, or the training split of ``seed=0``."""
+    if (X_train is None) != (y_train is None):
+        raise ValueError("give both X_train and y_train, or neither")
+    if X_train is None:
+        X_train, y_train, _, _ = load_digits_data(seed=0)
+    return torch.as_tensor(X_train, dtype=torch.float32), torch.as_tensor(y_train, dtype=torch.int64)
+
+
+def train_model(
+    model: "nn.Module",
+    seed: int = 0,
+    *,
+    epochs: int = DEFAULT_EPOCHS,
+    X_train: Optional["torch.Tensor"] = None,
+    y_train: Optional["torch.Tensor"] = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    lr: float = DEFAULT_LR,
+    weight_decay: float = DEFAULT_WEIGHT_DECAY,
+    num_threads: Optional[int] = 1,
+    deterministic: bool = True,
+    verbose: bool = False,
+) -> "nn.Module":
+    """Train ``model`` in place with the recipe of :func:`train_digits_cnn`; returns it in eval mode.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any classifier of ``X_train`` (logits out). Parameters with ``requires_grad=False`` (e.g.
+        layers shared and frozen by :func:`congruence.matching.share_frozen_layers`) are left
+        exactly as they are: the optimizer is given only the trainable ones.
+    seed : int
+        Seeds the minibatch order (a private ``torch.Generator``) and the global RNG for the
+        duration (forked, so the caller's stream is untouched); the initial weights are the
+        model's own.
+    epochs, batch_size, lr, weight_decay
+        Adam with L2 ``weight_decay`` and a cosine decay of ``lr`` to zero over ``epochs`` epochs
+        of shuffled minibatches of ``batch_size`` (the last partial batch kept); cross-entropy.
+    X_train, y_train : torch.Tensor, optional
+        Inputs (N, ...) and int64 labels (N,); default: the training split of
+        :func:`load_digits_data` (``seed=0``).
+    num_threads : int or None
+        torch's intra-op thread count for the duration (None: leave it as it is).
+    deterministic : bool
+        Switch on ``torch.use_deterministic_algorithms`` (warn-only) for the duration.
+    verbose : bool
+        Print the mean training loss of every epoch.
+
+    Returns
+    -------
+    torch.nn.Module
+        ``model`` itself, trained, in eval mode.
+    """
+    X_train, y_train = _default_training_data(X_train, y_train)
+    _check_training_data(X_train, y_train)
+    epochs, batch_size = int(epochs), int(batch_size)
+    if epochs < 0 or batch_size < 1:
+        raise ValueError(f"need epochs >= 0 and batch_size >= 1, got {epochs}, {batch_size}")
+
+    n = X_train.shape[0]
+    with _deterministic(seed, num_threads, deterministic):
+        model.train()
+        gen = torch.Generator().manual_seed(int(seed))
+        steps_per_epoch = (n + batch_size - 1) // batch_size
+        # Only the trainable parameters: frozen ones get no moments and no weight decay.
+        opt = _Adam([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay,
+                    total_steps=max(epochs * steps_per_epoch, 1))
+        loss_fn = nn.CrossEntropyLoss()
+        for epoch in range(epochs):
+            perm = torch.randperm(n, generator=gen)
+            total = 0.0
+            for s in range(0, n, batch_size):
+                idx = perm[s : s + batch_size]
+                for p in opt.params:
+                    p.grad = None
+                loss = loss_fn(model(X_train[idx]), y_train[idx])
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+            if verbose:
+                print(f"  seed {seed} epoch {epoch + 1}/{epochs}: loss {total / n:.4f}")
+    model.eval()
+    return model
+
+
 def train_digits_cnn(
     seed: int = 0,
     *,
@@ -232,46 +328,17 @@ def train_digits_cnn(
     this small (per-op work is tiny; two threads gain ~20% on an idle 2-core machine and lose 4×
     when the other core is busy) and what makes the weights the same on machines with different
     core counts. The caller's global RNG state, thread count and deterministic setting are
-    restored afterwards.
+    restored afterwards. The loop is :func:`train_model`'s.
     """
-    if (X_train is None) != (y_train is None):
-        raise ValueError("give both X_train and y_train, or neither")
-    if X_train is None:
-        X_train, y_train, _, _ = load_digits_data(seed=0)
-    X_train = torch.as_tensor(X_train, dtype=torch.float32)
-    y_train = torch.as_tensor(y_train, dtype=torch.int64)
+    X_train, y_train = _default_training_data(X_train, y_train)
     if X_train.ndim != 4 or tuple(X_train.shape[1:]) != (1, 8, 8):
         raise ValueError(f"X_train must have shape (N, 1, 8, 8), got {tuple(X_train.shape)}")
-    if y_train.shape != (X_train.shape[0],):
-        raise ValueError(f"y_train must have shape ({X_train.shape[0]},), got {tuple(y_train.shape)}")
-    epochs, batch_size = int(epochs), int(batch_size)
-    if epochs < 0 or batch_size < 1:
-        raise ValueError(f"need epochs >= 0 and batch_size >= 1, got {epochs}, {batch_size}")
-
-    n = X_train.shape[0]
-    with _deterministic(seed, num_threads, deterministic):
-        model = make_digits_cnn()
-        model.train()
-        gen = torch.Generator().manual_seed(int(seed))
-        steps_per_epoch = (n + batch_size - 1) // batch_size
-        opt = _Adam(list(model.parameters()), lr=lr, weight_decay=weight_decay,
-                    total_steps=max(epochs * steps_per_epoch, 1))
-        loss_fn = nn.CrossEntropyLoss()
-        for epoch in range(epochs):
-            perm = torch.randperm(n, generator=gen)
-            total = 0.0
-            for s in range(0, n, batch_size):
-                idx = perm[s : s + batch_size]
-                for p in opt.params:
-                    p.grad = None
-                loss = loss_fn(model(X_train[idx]), y_train[idx])
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-            if verbose:
-                print(f"  seed {seed} epoch {epoch + 1}/{epochs}: loss {total / n:.4f}")
-    model.eval()
-    return model
+    # Same initial weights as building the net right after torch.manual_seed(seed): training
+    # itself draws nothing from the global RNG (the batch order has its own generator).
+    return train_model(
+        make_digits_cnn(seed), seed, epochs=epochs, X_train=X_train, y_train=y_train, batch_size=batch_size,
+        lr=lr, weight_decay=weight_decay, num_threads=num_threads, deterministic=deterministic, verbose=verbose,
+    )
 
 
 @dataclass
