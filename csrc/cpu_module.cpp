@@ -14,6 +14,7 @@
 #include "congruence/column_stats.hpp"
 #include "congruence/gram_accumulate.hpp"
 #include "congruence/pairwise.hpp"
+#include "congruence/screen.hpp"
 
 namespace py = pybind11;
 using namespace congruence;
@@ -161,6 +162,105 @@ py::tuple threshold(const py::array& A, const py::array& B, double thr, bool abs
     return py::make_tuple(py::array_t<std::int64_t>({n}, out->rows.data(), owner),
                           py::array_t<std::int64_t>({n}, out->cols.data(), owner),
                           py::array_t<T>({n}, out->values.data(), owner));
+}
+
+// A C-contiguous array of exactly `n` elements of T (shape checked by the caller's message).
+template <class T>
+T* exact_out(py::array& a, std::int64_t n, const char* name) {
+    T* p = mutable_ptr<T>(a, name);
+    if (!(a.flags() & py::array::c_style) || a.size() != n)
+        throw std::invalid_argument(std::string(name) + ": expected a contiguous array of " + std::to_string(n) +
+                                    " elements");
+    return p;
+}
+
+// A screen's lists from (keys (n, 2k) float32, idx (n, 2k) int64, count (n,) int32, threshold (n,) float32).
+ScreenLists screen_lists(const py::tuple& t, std::int64_t n, const char* name) {
+    if (t.size() != 4) throw std::invalid_argument(std::string(name) + ": expected (keys, idx, count, threshold)");
+    auto keys = t[0].cast<py::array>();
+    auto idx = t[1].cast<py::array>();
+    auto count = t[2].cast<py::array>();
+    auto thr = t[3].cast<py::array>();
+    if (keys.ndim() != 2 || keys.shape(0) != n || keys.shape(1) < 2 || keys.shape(1) % 2)
+        throw std::invalid_argument(std::string(name) + ": keys must be (" + std::to_string(n) + ", 2k)");
+    const std::int64_t cap = keys.shape(1);
+    ScreenLists s;
+    s.k = cap / 2;
+    s.keys = exact_out<float>(keys, n * cap, name);
+    s.idx = exact_out<std::int64_t>(idx, n * cap, name);
+    s.count = exact_out<std::int32_t>(count, n, name);
+    s.threshold = exact_out<float>(thr, n, name);
+    return s;
+}
+
+void scan_bf16(const py::array& tile, std::int64_t i0, bool absolute, bool clip, const py::object& col_valid,
+               const py::object& row_valid, std::int64_t na, const py::tuple& row_lists, const py::tuple& col_lists,
+               int nt) {
+    if (!py::isinstance<py::array_t<std::uint16_t>>(tile) && !py::isinstance<py::array_t<std::int16_t>>(tile))
+        throw std::invalid_argument("tile: expected 16-bit bfloat16 bit patterns");
+    View2D t = view2d(tile, "tile");
+    if (t.cs != 1) throw std::invalid_argument("tile: unit column stride needed");
+    const std::int64_t bi = t.rows, nb = t.cols;
+    if (i0 < 0 || i0 + bi > na) throw std::invalid_argument("tile: rows out of range");
+    ScreenLists rows = screen_lists(row_lists, bi, "row_lists");
+    ScreenLists cols = screen_lists(col_lists, nb, "col_lists");
+    ReduceSpec spec = make_spec(rows.k, absolute, py::none(), col_valid, nb, false, clip);
+    const std::uint8_t* rv = optional_ptr<std::uint8_t>(row_valid, na, "row_valid");
+    py::gil_scoped_release nogil;
+    scan_bf16_tile_two_sided(static_cast<const std::uint16_t*>(t.data), t.rs, bi, nb, i0, spec, rv, rows, cols, nt);
+}
+
+void finalize_py(const py::tuple& lists, std::int64_t n, int nt) {
+    ScreenLists s = screen_lists(lists, n, "lists");
+    py::gil_scoped_release nogil;
+    finalize_lists(s, n, nt);
+}
+
+void pair_dots(const py::array& At, const py::array& Bt, const py::array_t<std::int64_t>& rows,
+               const py::array_t<std::int64_t>& cols, py::array& out, int nt) {
+    View2D a = panel<float>(At, "At"), b = panel<float>(Bt, "Bt");
+    if (a.cols != b.cols) throw std::invalid_argument("pair_dot_products: panels differ in length");
+    const std::int64_t n = rows.size();
+    if (cols.size() != n || rows.ndim() != 1 || cols.ndim() != 1 || !(rows.flags() & py::array::c_style) ||
+        !(cols.flags() & py::array::c_style))
+        throw std::invalid_argument("pair_dot_products: rows and cols must be contiguous 1-D arrays of one length");
+    const std::int64_t* r = rows.data();
+    const std::int64_t* c = cols.data();
+    for (std::int64_t e = 0; e < n; ++e)
+        if (r[e] < 0 || r[e] >= a.rows || c[e] < 0 || c[e] >= b.rows)
+            throw std::invalid_argument("pair_dot_products: index out of range");
+    double* o = exact_out<double>(out, n, "out");
+    py::gil_scoped_release nogil;
+    pair_dot_products(static_cast<const float*>(a.data), a.rs, static_cast<const float*>(b.data), b.rs, a.cols, r, c,
+                      n, o, nt);
+}
+
+py::tuple candidate_graph_py(const py::tuple& row_lists, std::int64_t p, const py::tuple& col_lists,
+                             std::int64_t q) {
+    ScreenLists rows = screen_lists(row_lists, p, "row_lists");
+    ScreenLists cols = screen_lists(col_lists, q, "col_lists");
+    for (std::int64_t i = 0; i < p; ++i) {
+        if (rows.count[i] < 0 || rows.count[i] > rows.k) throw std::invalid_argument("candidate_graph: lists not finalized");
+        for (std::int32_t t = 0; t < rows.count[i]; ++t)
+            if (rows.idx[i * 2 * rows.k + t] < 0 || rows.idx[i * 2 * rows.k + t] >= q)
+                throw std::invalid_argument("candidate_graph: row list index out of range");
+    }
+    for (std::int64_t j = 0; j < q; ++j) {
+        if (cols.count[j] < 0 || cols.count[j] > cols.k) throw std::invalid_argument("candidate_graph: lists not finalized");
+        for (std::int32_t t = 0; t < cols.count[j]; ++t)
+            if (cols.idx[j * 2 * cols.k + t] < 0 || cols.idx[j * 2 * cols.k + t] >= p)
+                throw std::invalid_argument("candidate_graph: column list index out of range");
+    }
+    auto* indptr = new std::vector<std::int64_t>();
+    auto* indices = new std::vector<std::int64_t>();
+    py::capsule own_p(indptr, [](void* v) { delete static_cast<std::vector<std::int64_t>*>(v); });
+    py::capsule own_i(indices, [](void* v) { delete static_cast<std::vector<std::int64_t>*>(v); });
+    {
+        py::gil_scoped_release nogil;
+        candidate_graph(rows, p, cols, q, *indptr, *indices);
+    }
+    return py::make_tuple(py::array_t<std::int64_t>({static_cast<py::ssize_t>(indptr->size())}, indptr->data(), own_p),
+                          py::array_t<std::int64_t>({static_cast<py::ssize_t>(indices->size())}, indices->data(), own_i));
 }
 
 // jobs: a list of (A, B or None, C); all panels share dtype and sample count.
@@ -330,4 +430,13 @@ PYBIND11_MODULE(_cpu, m) {
     }, py::arg("A"), py::arg("B"), py::arg("threshold"), py::arg("absolute"), py::arg("col_bias"),
        py::arg("col_valid"), py::arg("exclude_diagonal"), py::arg("max_pairs"), py::arg("block_rows"),
        py::arg("block_cols"), py::arg("k_chunk"), py::arg("num_threads"), py::arg("clip") = false);
+
+    m.def("scan_bf16_two_sided", &scan_bf16, py::arg("tile"), py::arg("i0"), py::arg("absolute"), py::arg("clip"),
+          py::arg("col_valid"), py::arg("row_valid"), py::arg("na"), py::arg("row_lists"), py::arg("col_lists"),
+          py::arg("num_threads"));
+    m.def("finalize_screen_lists", &finalize_py, py::arg("lists"), py::arg("n"), py::arg("num_threads"));
+    m.def("candidate_graph", &candidate_graph_py, py::arg("row_lists"), py::arg("p"), py::arg("col_lists"),
+          py::arg("q"));
+    m.def("pair_dot_products", &pair_dots, py::arg("At"), py::arg("Bt"), py::arg("rows"), py::arg("cols"),
+          py::arg("out"), py::arg("num_threads"));
 }

@@ -120,14 +120,18 @@ def test_errors():
         cg.match_neurons(R=np.ones(3))
 
 
-def test_sparse_route_reaches_the_dense_optimum():
+@pytest.mark.parametrize("screen", ["exact", "bf16"])
+def test_sparse_route_reaches_the_dense_optimum(screen):
+    if screen == "bf16":
+        pytest.importorskip("torch")
     rng = np.random.default_rng(11)
     n, m = 1200, 1024
     Z = rng.standard_normal((m, 48)).astype(np.float32)
     X = Z @ rng.standard_normal((48, n)).astype(np.float32) + rng.standard_normal((m, n)).astype(np.float32)
     Y = Z @ rng.standard_normal((48, n)).astype(np.float32) + rng.standard_normal((m, n)).astype(np.float32)
     dense = cg.match_neurons(X, Y)
-    sparse = cg.match_neurons(X, Y, method="sparse", k=32)
+    sparse = cg.match_neurons(X, Y, method="sparse", k=32, screen=screen)
+    assert sparse.details["screen"] == screen
     assert len(sparse.rows) == n and len(set(sparse.cols.tolist())) == n
     R = np.asarray(cg.correlation(X, Y), dtype=np.float64)
     np.testing.assert_allclose(sparse.correlations, R[sparse.rows, sparse.cols], rtol=1e-6, atol=1e-6)
@@ -136,14 +140,20 @@ def test_sparse_route_reaches_the_dense_optimum():
     assert sparse.details["attempts"][-1]["feasible"] and sparse.details["fallback"] is None
 
 
-def test_sparse_route_retries_until_feasible():
+@pytest.mark.parametrize("screen", ["exact", "bf16"])
+def test_sparse_route_retries_until_feasible(screen, monkeypatch):
+    if screen == "bf16":
+        pytest.importorskip("torch")
+    import congruence.screening
+
+    monkeypatch.setattr(congruence.screening, "SCREEN_MARGIN", 0)  # k=1 candidates exactly
     # every unit of X prefers the same three hub units of Y: top-1 candidates cannot match all
     rng = np.random.default_rng(12)
     n = 400
     hub = rng.standard_normal((n, 3))
     X = hub[:, [0]] * 3 + rng.standard_normal((n, 20))
     Y = np.concatenate([hub * 3 + 0.1 * rng.standard_normal((n, 3)), rng.standard_normal((n, 17))], axis=1)
-    m = cg.match_neurons(X, Y, method="sparse", k=1)
+    m = cg.match_neurons(X, Y, method="sparse", k=1, screen=screen)
     assert len(m.rows) == 20 and len(set(m.cols.tolist())) == 20
     assert len(m.details["attempts"]) > 1 and not m.details["attempts"][0]["feasible"]
     dense = cg.match_neurons(X, Y)

@@ -13,10 +13,14 @@
 * ``"global_greedy"`` — all pairs by decreasing R (ties: lower i, then lower j), accepted while
   both units are free;
 * ``"sparse"`` — the one-to-one matching restricted to candidate pairs (each unit's top-k partners
-  on either side, from the engine without the p×q matrix), solved exactly on that graph
-  (METHODS §3.4); k doubles while the graph has no full matching, and above k = 1024 the dense
-  assignment takes over, so a full matching is always returned. Its objective is reported
-  against nothing (the dense optimum is what it avoids computing); tests measure the ratio.
+  on either side, without the p×q matrix), solved exactly on that graph (METHODS §3.4); k
+  doubles while the graph has no full matching, and above k = 1024 the dense assignment takes
+  over, so a full matching is always returned. The candidates come from one of two screens
+  (``screen=``): "bf16" — both sides' k + 16 best from one bfloat16 product, every candidate's
+  value recomputed exactly (:mod:`congruence.screening`; the default where the CPU has native
+  bfloat16 dot products and torch is installed); "exact" — the engine's float32 top-k, once per
+  side. Its objective is reported against nothing (the dense optimum is what it avoids
+  computing); tests measure the ratio.
 """
 
 from __future__ import annotations
@@ -111,7 +115,7 @@ def _global_greedy(R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def match_neurons(X: Any = None, Y: Any = None, *, method: str = "hungarian", R: Any = None, k: int = 32,
-                  num_threads: Optional[int] = None) -> NeuronMatching:
+                  screen: str = "auto", num_threads: Optional[int] = None) -> NeuronMatching:
     """Match the units (columns) of X to the units of Y by their correlation.
 
     Parameters
@@ -129,6 +133,10 @@ def match_neurons(X: Any = None, Y: Any = None, *, method: str = "hungarian", R:
         "global_greedy"/"semi", an error for "hungarian".
     k : int
         Candidates per unit for "sparse" (the starting value; it doubles while infeasible).
+    screen : {"auto", "bf16", "exact"}
+        How "sparse" finds its candidates (see the module docstring). "auto": "bf16" for host
+        inputs when torch is importable and the CPU has AVX-512-BF16 or AMX, else "exact".
+        ``details["screen"]`` records the choice.
     num_threads : int, optional
 
     Returns
@@ -148,7 +156,7 @@ def match_neurons(X: Any = None, Y: Any = None, *, method: str = "hungarian", R:
         if R is not None or X is None or Y is None:
             raise ValueError("method='sparse' works from the activations X and Y (its candidates come from the "
                              "engine's top-k without the p x q matrix); for a given R use 'hungarian'")
-        return _sparse(X, Y, k, num_threads)
+        return _sparse(X, Y, k, _choose_screen(screen, X, Y), num_threads)
     if R is None:
         if X is None or Y is None:
             raise ValueError("match_neurons needs X and Y (activations), or R (a similarity matrix)")
@@ -194,40 +202,83 @@ def _result(rows, cols, vals, method, shape, p) -> NeuronMatching:
                           method=method, shape=tuple(int(s) for s in shape))
 
 
-def _sparse(X: Any, Y: Any, k: int, num_threads: Optional[int]) -> NeuronMatching:
+SCREENS = ("auto", "bf16", "exact")
+
+
+def _native_bf16() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    cpu = getattr(torch, "cpu", None)
+    probes = [getattr(cpu, n, None) for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(bool(f()) for f in probes if f is not None)
+
+
+def _choose_screen(screen: str, X: Any, Y: Any) -> str:
+    if screen not in SCREENS:
+        raise ValueError(f"screen must be one of {SCREENS}; got {screen!r}")
+    from .._arrays import inputs_on_device
+
+    on_device = inputs_on_device(X=X, Y=Y)
+    if screen == "bf16":
+        if on_device:
+            raise ValueError("screen='bf16' is the CPU screen; GPU inputs use screen='exact' (the GPU engine's top-k)")
+        try:
+            import torch  # noqa: F401
+        except ImportError as exc:
+            raise ValueError("screen='bf16' needs torch for its bfloat16 products (pip install torch)") from exc
+        return "bf16"
+    if screen == "exact" or on_device:
+        return "exact"
+    return "bf16" if _native_bf16() else "exact"
+
+
+def _candidate_graph(X: Any, Y: Any, kk: int, screen: str, num_threads: Optional[int]):
+    """The candidate graph (p × q CSR of exact correlations) for kk candidates per unit and side."""
     import scipy.sparse as sp
 
+    p, q = int(np.shape(X)[1]), int(np.shape(Y)[1])
+    if screen == "bf16":
+        from ..screening import screened_candidates
+
+        c = screened_candidates(X, Y, kk, num_threads=num_threads)
+        return sp.csr_matrix((c.values, c.cols, c.indptr), shape=(p, q)), c.details
+    ka, kb = min(kk, q), min(kk, p)
+    va, ia = (np.asarray(a) for a in topk_correlation(X, Y, ka, num_threads=num_threads))
+    vb, ib = (np.asarray(a) for a in topk_correlation(Y, X, kb, num_threads=num_threads))
+    rows = np.concatenate([np.repeat(np.arange(p), ka), ib.ravel()])
+    cols = np.concatenate([ia.ravel(), np.repeat(np.arange(q), kb)])
+    vals = np.concatenate([va.ravel(), vb.ravel()]).astype(np.float64)
+    ok = (rows >= 0) & (cols >= 0) & np.isfinite(vals)
+    rows, cols, vals = rows[ok], cols[ok], vals[ok]
+    _, first = np.unique(rows * q + cols, return_index=True)  # a pair found from both sides, once
+    return sp.csr_matrix((vals[first], (rows[first], cols[first])), shape=(p, q)), {}
+
+
+def _sparse(X: Any, Y: Any, k: int, screen: str, num_threads: Optional[int]) -> NeuronMatching:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer; got {k!r}")
     p, q = int(np.shape(X)[1]), int(np.shape(Y)[1])
     attempts = []
     kk = int(k)
     while True:
-        ka, kb = min(kk, q), min(kk, p)
-        va, ia = (np.asarray(a) for a in topk_correlation(X, Y, ka, num_threads=num_threads))
-        vb, ib = (np.asarray(a) for a in topk_correlation(Y, X, kb, num_threads=num_threads))
-        rows = np.concatenate([np.repeat(np.arange(p), ka), ib.ravel()])
-        cols = np.concatenate([ia.ravel(), np.repeat(np.arange(q), kb)])
-        vals = np.concatenate([va.ravel(), vb.ravel()]).astype(np.float64)
-        ok = (rows >= 0) & (cols >= 0) & np.isfinite(vals)
-        rows, cols, vals = rows[ok], cols[ok], vals[ok]
-        _, first = np.unique(rows * q + cols, return_index=True)  # a pair found from both sides, once
-        G = sp.csr_matrix((vals[first], (rows[first], cols[first])), shape=(p, q))
+        G, info = _candidate_graph(X, Y, kk, screen, num_threads)
         try:
             r, c = sparse_assignment(G, maximize=True)
-            attempts.append({"k": kk, "edges": int(G.nnz), "feasible": True})
+            attempts.append({"k": kk, "edges": int(G.nnz), "feasible": True, **info})
             corr = np.asarray(G[r, c]).ravel()
             break
         except ValueError as exc:
             if "infeasible" not in str(exc):
                 raise
-            attempts.append({"k": kk, "edges": int(G.nnz), "feasible": False})
+            attempts.append({"k": kk, "edges": int(G.nnz), "feasible": False, **info})
         if kk >= min(p, q) or kk * 2 > SPARSE_MAX_K:
             m = match_neurons(X, Y, method="hungarian", num_threads=num_threads)
-            details = {"k": kk, "attempts": attempts, "fallback": "dense"}
+            details = {"k": kk, "attempts": attempts, "fallback": "dense", "screen": screen}
             return NeuronMatching(rows=m.rows, cols=m.cols, correlations=m.correlations, score=m.score,
                                   method="sparse", shape=m.shape, details=details)
         kk *= 2
     return NeuronMatching(rows=r, cols=c, correlations=corr, score=float(corr.mean()) if len(corr) else float("nan"),
-                          method="sparse", shape=(p, q), details={"k": kk, "attempts": attempts, "fallback": None})
-
+                          method="sparse", shape=(p, q),
+                          details={"k": kk, "attempts": attempts, "fallback": None, "screen": screen})
