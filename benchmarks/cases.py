@@ -503,7 +503,8 @@ def build_stretch(ctx: Context) -> H.Plan:
     if not has:
         why = "CPU lacks amx_bf16/avx512_bf16 (bf16 screening needs one of them)"
     else:
-        why = f"not implemented yet (CPU has {', '.join(has)})"
+        why = (f"not implemented yet for topk_correlation (CPU has {', '.join(has)}); the bfloat16 screen "
+               "exists for neuron matching: see P5A/P5B")
     return H.Plan(
         name="STRETCH",
         title="bf16 screening + exact float32 re-rank for top-1 correlation (stretch goal)",
