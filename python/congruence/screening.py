@@ -78,12 +78,21 @@ def _empty_lists(n: int, k: int) -> tuple:
             np.full(n, -np.inf, np.float32))
 
 
-def _bf16_rows(centred: np.ndarray, scale: np.ndarray) -> Any:
-    """Unit rows rounded to bfloat16 (round to nearest even), as a torch tensor."""
+def _unit_feature_major(h: HostArray, threads: int) -> np.ndarray:
+    """(n_samples, n) input -> its (n, n_samples) float32 transpose with centred unit-norm rows
+    (moments in float64, one compiled transposing pass, then the scale in place). Constant units
+    become zero rows and correlate 0 with everything: the engine's ``zero_var="zero"``, warned
+    about the same way."""
     import torch
 
-    t = torch.from_numpy(centred) * torch.from_numpy(scale.astype(np.float32))[:, None]
-    return t.to(torch.bfloat16)
+    mom = E.moments(h.array, h.code, threads, h.name)
+    bad = mom.constant()
+    E._apply_zero_var(bad, "zero", h.name, "pearson")
+    with np.errstate(divide="ignore"):
+        scale = np.where(bad, 0.0, 1.0 / np.sqrt(np.where(bad, 1.0, mom.m2)))
+    out = E._transpose_panel(h, np.dtype(np.float32), threads, row_shift=mom.mean)
+    torch.from_numpy(out).mul_(torch.from_numpy(scale.astype(np.float32))[:, None])
+    return out
 
 
 def screened_candidates(X: Any, Y: Any, k: int, *, margin: Optional[int] = None,
@@ -101,8 +110,8 @@ def screened_candidates(X: Any, Y: Any, k: int, *, margin: Optional[int] = None,
     k : int
         Candidates wanted per unit and side.
     margin : int, optional
-        Extra candidates per unit and side (default :data:`SCREEN_MARGIN`, 16). Rounding the unit-norm inputs to bfloat16 moves a
-        correlation by at most 2u·Σ|x̃_s||ỹ_s| ≤ 2u (u = 2⁻⁸) in the worst case and by about
+        Extra candidates per unit and side (default :data:`SCREEN_MARGIN`, 16). Rounding the unit-norm
+        inputs to bfloat16 moves a correlation by at most 2u·Σ|x̃_s||ỹ_s| ≤ 2u (u = 2⁻⁸) in the worst case and by about
         u/√n_samples typically, and the tile's own bfloat16 output adds a relative u/2; a list
         member near the k-th value can swap with a non-member within that band. With 16 extra
         slots every exact top-32 member was kept in the tests' correlation-like cases.
@@ -111,9 +120,9 @@ def screened_candidates(X: Any, Y: Any, k: int, *, margin: Optional[int] = None,
     Returns
     -------
     ScreenedCandidates
-        CSR-ordered pairs (rows non-decreasing), values exact: Σ_s x_s y_s over the centred
-        float32 copies (float32 products summed over ≤ 1024 samples, then in float64), scaled
-        by both units' 1/√m2 in float64 and clipped to [-1, 1].
+        CSR-ordered pairs (rows non-decreasing), values exact: Σ_s x_s y_s over centred
+        unit-norm float32 copies (float32 products summed over ≤ 1024 samples, then in
+        float64), clipped to [-1, 1].
     """
     import torch
 
@@ -128,31 +137,36 @@ def screened_candidates(X: Any, Y: Any, k: int, *, margin: Optional[int] = None,
     check_matrix(hy, min_rows=2)
     if hx.shape[0] != hy.shape[0]:
         raise ValueError(f"X and Y must have the same number of samples (rows); got {hx.shape[0]} and {hy.shape[0]}")
-    Xc, sx = _centred_feature_major(hx, threads)
-    Yc, sy = _centred_feature_major(hy, threads)
-    p, q = Xc.shape[0], Yc.shape[0]
-    ka, kb = min(int(k) + int(margin), q), min(int(k) + int(margin), p)
-    row_lists, col_lists = _empty_lists(p, ka), _empty_lists(q, kb)
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         with torch.no_grad(), blas_threads(1):
-            a16, b16 = _bf16_rows(Xc, sx), _bf16_rows(Yc, sy)
-            for i0 in range(0, p, TILE_ROWS):
-                i1 = min(p, i0 + TILE_ROWS)
-                tile = torch.mm(a16[i0:i1], b16.T).view(torch.int16).numpy()
-                _cpu.scan_bf16_two_sided(tile, i0, False, True, None, None, p, tuple(a[i0:i1] for a in row_lists),
-                                         col_lists, threads)
-            del a16, b16
+            return _screen(hx, hy, int(k) + int(margin), threads)
     finally:
         torch.set_num_threads(old_threads)
+
+
+def _screen(hx: HostArray, hy: HostArray, kk: int, threads: int) -> ScreenedCandidates:
+    import torch
+
+    Xu, Yu = _unit_feature_major(hx, threads), _unit_feature_major(hy, threads)
+    p, q = Xu.shape[0], Yu.shape[0]
+    ka, kb = min(kk, q), min(kk, p)
+    row_lists, col_lists = _empty_lists(p, ka), _empty_lists(q, kb)
+    a16, b16 = torch.from_numpy(Xu).to(torch.bfloat16), torch.from_numpy(Yu).to(torch.bfloat16)
+    tile = torch.empty((min(p, TILE_ROWS), q), dtype=torch.bfloat16)  # one buffer for every tile
+    for i0 in range(0, p, TILE_ROWS):
+        i1 = min(p, i0 + TILE_ROWS)
+        out = tile[: i1 - i0]
+        torch.mm(a16[i0:i1], b16.T, out=out)
+        _cpu.scan_bf16_two_sided(out.view(torch.int16).numpy(), i0, False, True, None, None, p,
+                                 tuple(a[i0:i1] for a in row_lists), col_lists, threads)
+    del a16, b16, tile
     _cpu.finalize_screen_lists(col_lists, q, threads)  # row lists are final after their tile
     indptr, cols = _cpu.candidate_graph(row_lists, p, col_lists, q)
     rows = np.repeat(np.arange(p, dtype=np.int64), np.diff(indptr))
     values = np.empty(len(cols), dtype=np.float64)
-    _cpu.pair_dot_products(Xc, Yc, rows, cols, values, threads)
-    values *= sx[rows]
-    values *= sy[cols]
+    _cpu.pair_dot_products(Xu, Yu, rows, cols, values, threads)
     np.clip(values, -1.0, 1.0, out=values)
     return ScreenedCandidates(rows=rows, cols=cols, values=values, indptr=indptr, shape=(p, q),
                               details={"k_screen": ka, "screen_edges": int(p * ka + q * kb), "edges": len(cols)})
