@@ -46,6 +46,83 @@ struct Search {
         }
     }
 
+    // Jonker–Volgenant's augmenting row reduction, two sweeps over the free rows: a free row takes
+    // its cheapest column j1 under c_ij - v_j; when that is strictly below its second cheapest,
+    // v_j1 drops by the gap, so j1 becomes exactly as dear as the runner-up for this row and dearer
+    // for every other row — every assigned row's column stays its cheapest, the invariant the
+    // searches need. The displaced owner of j1 is processed next (or, on a tie, the row takes the
+    // runner-up column and the owner waits for the next sweep). edges(i, f) calls f(j, c_ij) for
+    // row i's allowed columns. Afterwards u_i = min_j (c_ij - v_j) for every row, and an assigned
+    // row whose column is not at that minimum (floating-point ties) is released to the searches,
+    // so reduced costs are >= 0 everywhere and 0 on the matching whatever happened above.
+    // Square problems only: with more columns than rows, optimality also needs v_j = 0 on the
+    // columns left unassigned (Crouse 2016), which lowering v here and releasing rows can break.
+    template <class Edges>
+    void augmenting_row_reduction(std::int64_t nr, const Edges& edges) {
+        std::vector<std::int64_t> free_rows;
+        for (std::int64_t i = 0; i < nr; ++i)
+            if (col_for_row[i] < 0) free_rows.push_back(i);
+        for (int sweep = 0; sweep < 2 && !free_rows.empty(); ++sweep) {
+            const std::int64_t n_free = static_cast<std::int64_t>(free_rows.size());
+            std::int64_t current = 0, kept = 0, steps = 0;
+            while (current < n_free) {
+                ++steps;
+                const std::int64_t i = free_rows[static_cast<std::size_t>(current++)];
+                double h1 = kInf, h2 = kInf;
+                std::int64_t j1 = -1, j2 = -1;
+                edges(i, [&](std::int64_t j, double c) {
+                    const double h = c - v[static_cast<std::size_t>(j)];
+                    if (h < h1) {
+                        h2 = h1;
+                        j2 = j1;
+                        h1 = h;
+                        j1 = j;
+                    } else if (h < h2) {
+                        h2 = h;
+                        j2 = j;
+                    }
+                });
+                if (j1 < 0) continue;  // no allowed column: the search reports infeasibility
+                std::int64_t owner = row_for_col[static_cast<std::size_t>(j1)];
+                const bool lowers = j2 >= 0 && h1 < h2;
+                if (steps < current * nr) {  // JV's bound against cycling
+                    if (lowers) {
+                        v[static_cast<std::size_t>(j1)] -= h2 - h1;
+                    } else if (owner >= 0 && j2 >= 0) {
+                        j1 = j2;
+                        owner = row_for_col[static_cast<std::size_t>(j2)];
+                    }
+                    if (owner >= 0) {
+                        if (lowers)
+                            free_rows[static_cast<std::size_t>(--current)] = owner;
+                        else
+                            free_rows[static_cast<std::size_t>(kept++)] = owner;
+                    }
+                } else if (owner >= 0) {
+                    free_rows[static_cast<std::size_t>(kept++)] = owner;
+                }
+                if (owner >= 0) col_for_row[owner] = -1;
+                col_for_row[i] = j1;
+                row_for_col[static_cast<std::size_t>(j1)] = i;
+            }
+            free_rows.resize(static_cast<std::size_t>(kept));
+        }
+        for (std::int64_t i = 0; i < nr; ++i) {
+            double m = kInf, own = kInf;
+            const std::int64_t x = col_for_row[i];
+            edges(i, [&](std::int64_t j, double c) {
+                const double h = c - v[static_cast<std::size_t>(j)];
+                m = h < m ? h : m;
+                if (j == x) own = h < own ? h : own;
+            });
+            u[static_cast<std::size_t>(i)] = std::isfinite(m) ? m : 0.0;
+            if (x >= 0 && !(own == m)) {
+                row_for_col[static_cast<std::size_t>(x)] = -1;
+                col_for_row[i] = -1;
+            }
+        }
+    }
+
     // Column j's distance is final: a free column ends the path, a matched one continues the
     // search from its row.
     void settle(std::int64_t j, std::int64_t& i, std::int64_t& sink) {
@@ -168,6 +245,11 @@ AssignStatus linear_assignment_cpu(const double* C, std::int64_t nr, std::int64_
             }
         return m;
     });
+    if (nr == nc) s.augmenting_row_reduction(nr, [&](std::int64_t i, auto&& f) {
+        const double* ci = C + i * ldc;
+        for (std::int64_t j = 0; j < nc; ++j)
+            if (ci[j] < kInf) f(j, ci[j]);
+    });
     std::vector<std::int64_t> todo(static_cast<std::size_t>(nc));
     for (std::int64_t start = 0; start < nr; ++start) {
         if (col_for_row[start] >= 0) continue;
@@ -225,6 +307,9 @@ AssignStatus sparse_assignment_cpu(const std::int64_t* indptr, const std::int64_
                 at = indices[e];
             }
         return m;
+    });
+    if (nr == nc) s.augmenting_row_reduction(nr, [&](std::int64_t i, auto&& f) {
+        for (std::int64_t e = indptr[i]; e < indptr[i + 1]; ++e) f(indices[e], costs[e]);
     });
     std::vector<char> done(static_cast<std::size_t>(nc), 0);
     std::vector<std::int64_t> touched;
