@@ -29,6 +29,7 @@ __all__ = [
     "compare_linear_cka",
     "MinibatchCKA",
     "minibatch_cka",
+    "max_match_lstsq",
 ]
 
 from ._cka_baselines import (  # noqa: E402  (all-layer-pair CKA: benchmark P6)
@@ -38,6 +39,7 @@ from ._cka_baselines import (  # noqa: E402  (all-layer-pair CKA: benchmark P6)
     linear_cka_all_pairs,
     minibatch_cka,
 )
+from ._subspace_baselines import max_match_lstsq  # noqa: E402  (subspace match by lstsq: benchmark P7)
 
 _METRICS = ("pearson", "cosine", "covariance")
 _KNN_METRICS = ("sqeuclidean", "inner", "cosine")
