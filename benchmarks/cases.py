@@ -519,6 +519,7 @@ def build_stretch(ctx: Context) -> H.Plan:
 
 from . import p5 as _p5  # noqa: E402
 from . import p6 as _p6  # noqa: E402
+from . import p7 as _p7  # noqa: E402
 
 CASES: dict = {
     "P1": build_p1,
@@ -531,6 +532,8 @@ CASES: dict = {
     "P6A": _p6.build("P6A"),
     "P6B": _p6.build("P6B"),
     "P6C": _p6.build("P6C"),
+    "P7A": _p7.build("P7A"),
+    "P7B": _p7.build("P7B"),
 }
 
 DESCRIPTIONS: dict = {
@@ -544,4 +547,6 @@ DESCRIPTIONS: dict = {
     "P6A": "all layer-pair linear CKA, two 8-layer ReLU MLPs, width 512, n=10k; vs careful torch, minibatch CKA, peers",
     "P6B": "the same with two 8-layer ReLU CNNs, width 4096 (16x16x16), n=10k",
     "P6C": "the same, width 16384 (64x16x16), n=2k: the feature-route state would need ~137 GB",
+    "P7A": "maximum subspace match n=512+512, M=100k, planted: Gram pruning vs least-squares pruning; <= 1.5x floor, >= 10x",
+    "P7B": "the same over M=1M samples streamed in batches of 100k, ours only (time vs the Gram-pass floor)",
 }

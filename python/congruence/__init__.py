@@ -15,6 +15,7 @@ from .pairwise import correlation, correlation_pairs, max_correlation, topk_corr
 from .stats import ColumnStats, column_stats
 from .comparison import Comparison, compare, compare_activations
 from .matching import NeuronMatching, linear_assignment, match_neurons
+from .subspace import SubspaceMatch, max_match, maximal_epsilon, minimal_epsilon, simple_match
 from .similarity import (
     HSICStats, cca, debiased_cka, linear_cka, linear_regression_r2, minibatch_cka, mutual_knn, procrustes, pwcca,
     rbf_cka, rsa, svcca,
@@ -25,6 +26,11 @@ from ._cpu import version as __version__
 __all__ = [
     "linear_assignment",
     "match_neurons",
+    "max_match",
+    "simple_match",
+    "maximal_epsilon",
+    "minimal_epsilon",
+    "SubspaceMatch",
     "NeuronMatching",
     "ColumnStats",
     "Comparison",
