@@ -2,9 +2,11 @@
 (METHODS.md §5.6).
 
 For neurons z_v ∈ ℝ^M (columns of X and Y over the same M samples) every distance to a span is a
-function of the inner products G = ZᵀZ of Z = [X Y]: one streamed pass over the samples, in
-float64, through :class:`congruence.CrossStats`. A state accumulated around any shifts is turned
-back into raw inner products exactly (Σ x xᵀ = Σ(x−s)(x−s)ᵀ + s aᵀ + a sᵀ + n s sᵀ with
+function of the inner products G = ZᵀZ of Z = [X Y]: one streamed pass over the samples in
+float64 through :class:`congruence.CrossStats` (zero shifts for in-memory arrays; its float64 path
+forms all three blocks from one symmetric product of [X Y] per 8192 rows, the (n₁+n₂)²M/2
+multiply-adds of the floor). A state accumulated around any shifts is turned back into raw inner
+products exactly (Σ x xᵀ = Σ(x−s)(x−s)ᵀ + s aᵀ + a sᵀ + n s sᵀ with
 a = Σ(x−s)); the optional constant vector (``affine``) is one more "neuron" whose inner products
 are n and the column sums.
 """

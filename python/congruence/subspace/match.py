@@ -76,7 +76,7 @@ class SubspaceMatch:
 class _Problem:
     """A Gram matrix with its live neurons, plus the raw vectors when they are at hand."""
 
-    def __init__(self, gram: SubspaceGram, raw: Optional[np.ndarray]) -> None:
+    def __init__(self, gram: SubspaceGram, raw: Optional[tuple]) -> None:
         self.gram = gram
         self.G = gram.G
         self.n1, self.n2 = gram.n1, gram.n2
@@ -84,7 +84,7 @@ class _Problem:
         live = self.norm2 >= DEAD_NORM ** 2
         self.live_x = np.nonzero(live[: self.n1])[0].astype(np.int64)
         self.live_y = (np.nonzero(live[self.n1:])[0] + self.n1).astype(np.int64)
-        self.raw = raw  # (M, n1 + n2 [+1]) float64 or None
+        self.raw = raw  # (X, Y) as given, read only for re-checks, or None
         self.rechecked = 0
         self.unverified = 0
         self.max_kappa = 1.0
@@ -101,10 +101,22 @@ class _Problem:
         self.max_kappa = max(self.max_kappa, kappa)
         return np.sqrt(d2 / self.norm2[queries]), kappa
 
+    def _columns(self, idx: np.ndarray) -> np.ndarray:
+        """Raw float64 columns of [X Y 1] for global indices."""
+        X, Y = self.raw
+        cols = []
+        for v in idx:
+            if v < self.n1:
+                cols.append(np.asarray(X[:, v], dtype=np.float64))
+            elif v < self.n1 + self.n2:
+                cols.append(np.asarray(Y[:, v - self.n1], dtype=np.float64))
+            else:
+                cols.append(np.ones(self.gram.n_samples))
+        return np.stack(cols, axis=1) if cols else np.zeros((self.gram.n_samples, 0))
+
     def _raw_rel_dist(self, queries: np.ndarray, basis: np.ndarray) -> np.ndarray:
-        Z = self.raw
-        B = Z[:, self._members(basis)]
-        Q = Z[:, queries]
+        B = self._columns(self._members(basis))
+        Q = self._columns(queries)
         if B.shape[1] == 0:
             return np.ones(len(queries))
         coef, *_ = np.linalg.lstsq(B, Q, rcond=None)
@@ -159,13 +171,12 @@ def _problem(X: Any, Y: Any, stats: Optional[CrossStats], gram: Optional[Subspac
             raise ValueError(f"gram must be a SubspaceGram; got {type(gram).__name__}")
         return _Problem(gram, None)
     g = subspace_gram(X, Y, stats=stats, affine=affine, num_threads=num_threads)
-    raw = None
-    if stats is None:
-        parts = [np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)]
-        if affine:
-            parts.append(np.ones((parts[0].shape[0], 1)))
-        raw = np.concatenate(parts, axis=1)
-    return _Problem(g, raw)
+    return _Problem(g, None if stats is not None else (_host(X), _host(Y)))
+
+
+def _host(A: Any) -> np.ndarray:
+    """A host view of the activations for re-checks (torch tensors through numpy, no copy)."""
+    return A.detach().cpu().numpy() if hasattr(A, "detach") else np.asarray(A)
 
 
 def _check_eps(eps: Any, name: str = "eps") -> float:
