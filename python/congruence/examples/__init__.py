@@ -7,8 +7,13 @@
   per layer, with and without shared frozen early layers, and the interpolation barrier with and
   without permutation alignment (``python -m congruence.examples.digits_matching``; results in
   ``docs/examples/digits_matching.md``).
+- :mod:`congruence.examples.digits_subspace`: CNNs and MLPs from three seeds — maximum-match
+  similarity (subspace match, Wang et al. 2018) per hidden layer at ε ∈ {0.15, 0.2, 0.25, 0.3,
+  0.5}, with the maximal ε, dead neurons and self / untrained controls
+  (``python -m congruence.examples.digits_subspace``; results in
+  ``docs/examples/digits_subspace.md``).
 
 Nothing here is imported by ``import congruence``; import the submodule you need.
 """
 
-__all__ = ["digits", "digits_matching"]
+__all__ = ["digits", "digits_matching", "digits_subspace"]
