@@ -4,8 +4,6 @@ The quick configuration (2 seeds, 3 epochs, MLP width 64) runs once for the modu
 ``main(["--quick"])``, so the command line and the report it prints are checked by the same run.
 """
 
-import contextlib
-import io
 
 import numpy as np
 import pytest
@@ -15,6 +13,7 @@ pytest.importorskip("sklearn")
 
 from congruence.examples import digits  # noqa: E402
 from congruence.examples import digits_matching as dm  # noqa: E402
+from example_runs import run_main_capturing_report  # noqa: E402
 
 TABLES = ("### Test accuracy", "### Basis correlation", "### Shared frozen early layers",
           "### Interpolation barrier", "### Timings")
@@ -22,20 +21,8 @@ TABLES = ("### Test accuracy", "### Basis correlation", "### Shared frozen early
 
 @pytest.fixture(scope="module")
 def quick():
-    """(report, printed output, exit code) of ``main(["--quick"])``; the report is caught on its way out of run()."""
-    caught = []
-    real_run = dm.run
-
-    def recording_run(*args, **kwargs):
-        caught.append(real_run(*args, **kwargs))
-        return caught[-1]
-
-    out = io.StringIO()
-    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
-        mp.setattr(dm, "run", recording_run)
-        code = dm.main(["--quick"])
-    assert len(caught) == 1
-    return caught[0], out.getvalue(), code
+    """(report, printed output, exit code) of ``main(["--quick"])``."""
+    return run_main_capturing_report(dm, ["--quick"])
 
 
 def _all_pair_values(table):

@@ -5,8 +5,6 @@ module, through ``main(["--quick"])``, so the command line and the report it pri
 the same run.
 """
 
-import contextlib
-import io
 
 import numpy as np
 import pytest
@@ -18,6 +16,7 @@ import congruence  # noqa: E402
 from congruence.examples import digits  # noqa: E402
 from congruence.examples import digits_matching as dm  # noqa: E402
 from congruence.examples import digits_subspace as ds  # noqa: E402
+from example_runs import run_main_capturing_report  # noqa: E402
 
 TABLES = ("### Test accuracy", "### Maximum-match similarity", "### Maximum-match sizes", "### Controls",
           "### Timings")
@@ -25,20 +24,8 @@ TABLES = ("### Test accuracy", "### Maximum-match similarity", "### Maximum-matc
 
 @pytest.fixture(scope="module")
 def quick():
-    """(report, printed output, exit code) of ``main(["--quick"])``; the report is caught on its way out of run()."""
-    caught = []
-    real_run = ds.run
-
-    def recording_run(*args, **kwargs):
-        caught.append(real_run(*args, **kwargs))
-        return caught[-1]
-
-    out = io.StringIO()
-    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
-        mp.setattr(ds, "run", recording_run)
-        code = ds.main(["--quick"])
-    assert len(caught) == 1
-    return caught[0], out.getvalue(), code
+    """(report, printed output, exit code) of ``main(["--quick"])``."""
+    return run_main_capturing_report(ds, ["--quick"])
 
 
 def _live(report, arch, layer, seed_index):
