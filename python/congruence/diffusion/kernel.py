@@ -1,0 +1,130 @@
+"""The sparsified Gaussian kernel of a diffusion map (METHODS.md §6.1, §6.3).
+
+K_ij = exp(−d²_ij / (2ε)) on candidate pairs only: each point's k nearest neighbours from the
+pairwise engine (:func:`congruence.knn`, float64 squared distances), the exponential applied to
+those survivors alone, then symmetrised ½(K + Kᵀ) (missing entries 0; "max" keeps the union's
+larger value, "min" only mutual pairs). ``k=None`` keeps every pair (a dense kernel, for analytic
+checks and small N). The bandwidth is a number or ``"median"``: the median of the stored
+non-self squared distances (METHODS §6.1's Library choice). For a given ε, a warning says when the
+k-th neighbour still carries weight (median over points of exp(−d²_(k)/(2ε)) > 1e-3, §6.3).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Optional, Union
+
+import numpy as np
+
+__all__ = ["GaussianKernel", "knn_gaussian_kernel", "SYMMETRIZE"]
+
+SYMMETRIZE = ("average", "max", "min")
+
+
+class KernelBandwidthWarning(UserWarning):
+    """The k-th neighbour still carries weight: k is too small for ε (METHODS §6.3)."""
+
+
+@dataclass(frozen=True)
+class GaussianKernel:
+    """A symmetric sparse kernel matrix and how it was built.
+
+    Attributes
+    ----------
+    K : scipy.sparse.csr_matrix, shape (N, N)
+        Symmetric, diagonal 1 (each point is its own neighbour at distance 0).
+    epsilon : float
+    k : int or None
+    d2_kth : ndarray of float64, shape (N,)
+        Each point's squared distance to its k-th neighbour (the candidate radius), or inf if dense.
+    """
+
+    K: Any
+    epsilon: float
+    k: Optional[int]
+    d2_kth: np.ndarray
+
+
+def _neighbours(points: np.ndarray, k: Optional[int], num_threads: Optional[int]):
+    """(rows, cols, d²) of every candidate pair i→j, self pairs included (d² = 0)."""
+    from ..neighbors import knn
+
+    N = points.shape[0]
+    if k is None or k >= N - 1:
+        sq = np.einsum("ij,ij->i", points, points)
+        d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * points @ points.T, 0.0)
+        np.fill_diagonal(d2, 0.0)
+        rows = np.repeat(np.arange(N), N)
+        return rows, np.tile(np.arange(N), N), d2.ravel(), np.full(N, np.inf)
+    d2, idx = knn(points, k=k, precision="float64", num_threads=num_threads)
+    d2 = np.asarray(d2, dtype=np.float64)
+    idx = np.asarray(idx, dtype=np.int64)
+    rows = np.concatenate([np.arange(N), np.repeat(np.arange(N), k)])
+    cols = np.concatenate([np.arange(N), idx.ravel()])
+    vals = np.concatenate([np.zeros(N), d2.ravel()])
+    return rows, cols, vals, d2[:, -1].copy()
+
+
+def knn_gaussian_kernel(points: Any, *, k: Optional[int] = 30, epsilon: Union[float, str] = "median",
+                        symmetrize: str = "average", num_threads: Optional[int] = None) -> GaussianKernel:
+    """The kNN-sparsified Gaussian kernel of ``points`` (rows, shape (N, D)).
+
+    Parameters
+    ----------
+    points : array_like, shape (N, D)
+    k : int or None
+        Neighbours per point (self excluded); None keeps every pair.
+    epsilon : float or "median"
+        K = exp(−d²/(2ε)); "median" takes the median non-self candidate d².
+    symmetrize : {"average", "max", "min"}
+    num_threads : int, optional
+
+    Returns
+    -------
+    GaussianKernel
+    """
+    import scipy.sparse as sp
+
+    X = np.asarray(points, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] < 2:
+        raise ValueError(f"points must be a 2-D array of at least 2 rows (N, D); got shape {X.shape}")
+    if not np.isfinite(X).all():
+        raise ValueError("points contain NaN or Inf values")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
+        raise ValueError(f"k must be a positive integer or None; got {k!r}")
+    if symmetrize not in SYMMETRIZE:
+        raise ValueError(f"symmetrize must be one of {SYMMETRIZE}; got {symmetrize!r}")
+    N = X.shape[0]
+    rows, cols, d2, kth = _neighbours(X, None if k is None else int(k), num_threads)
+    if isinstance(epsilon, str):
+        if epsilon != "median":
+            raise ValueError(f"epsilon must be a positive number or 'median'; got {epsilon!r}")
+        off = d2[rows != cols]
+        eps = float(np.median(off))
+        if not eps > 0:
+            raise ValueError("the median neighbour distance is 0 (duplicate points); give epsilon explicitly")
+    else:
+        if isinstance(epsilon, bool) or not np.isfinite(epsilon) or epsilon <= 0:
+            raise ValueError(f"epsilon must be a positive number or 'median'; got {epsilon!r}")
+        eps = float(epsilon)
+    vals = np.exp(-d2 / (2.0 * eps))
+    K = sp.csr_matrix((vals, (rows, cols)), shape=(N, N))
+    K.sum_duplicates()
+    if symmetrize == "average":
+        K = (K + K.T) * 0.5
+    elif symmetrize == "max":
+        K = K.maximum(K.T)
+    else:
+        K = K.minimum(K.T)
+    K = K.tocsr()
+    K.eliminate_zeros()
+    # Only for a given ε: under the median rule the bandwidth follows k, and the k-th neighbour's
+    # weight is then e^{-1/2}-ish by construction (the kernel is truncated on purpose).
+    if k is not None and not isinstance(epsilon, str) and np.isfinite(kth).all():
+        tail = float(np.median(np.exp(-kth / (2.0 * eps))))
+        if tail > 1e-3:
+            warnings.warn(f"the k-th neighbour still has kernel weight {tail:.2g} (median over points) for "
+                          f"epsilon={eps:.3g}: k={k} is too small for this bandwidth and the kernel is truncated",
+                          KernelBandwidthWarning, stacklevel=3)
+    return GaussianKernel(K=K, epsilon=eps, k=None if k is None else int(k), d2_kth=kth)
