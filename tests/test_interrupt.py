@@ -11,7 +11,11 @@ import pytest
 
 SCRIPT = textwrap.dedent(
     """
-    import sys, time, numpy as np, congruence as cg
+    import signal, sys, time, numpy as np, congruence as cg
+    # A shell without job control starts background jobs with SIGINT ignored, and Python then
+    # installs no handler of its own: restore the default so the test does not depend on how the
+    # suite was launched.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     X = np.random.default_rng(0).standard_normal((512, 40000), dtype=np.float32)
     cg.topk_correlation(X, X[:, :64], 1)  # warm-up: imports, threads
     print("ready", flush=True)

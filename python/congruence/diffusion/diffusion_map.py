@@ -19,6 +19,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .kernel import GaussianKernel, knn_gaussian_kernel
+from .mahalanobis import CovarianceFactors, mahalanobis_knn_kernel
 
 __all__ = ["DiffusionMap"]
 
@@ -94,8 +95,11 @@ class DiffusionMap:
         if isinstance(self.time, bool) or not np.isfinite(self.time) or self.time < 0:
             raise ValueError(f"time must be a finite number >= 0; got {self.time!r}")
 
-    def fit(self, X: Any, y: Any = None) -> "DiffusionMap":
-        """Build the kernel of the rows of X (N, D) and its diffusion eigenpairs."""
+    def fit(self, X: Any, y: Any = None, *, factors: Optional[CovarianceFactors] = None) -> "DiffusionMap":
+        """Build the kernel of the rows of X (N, D) and its diffusion eigenpairs.
+
+        ``factors`` (:class:`~congruence.diffusion.mahalanobis.CovarianceFactors`) switches to the
+        Mahalanobis-like distance ½Δᵀ(C_i⁺ + C_j⁺)Δ on the same candidate graph."""
         import scipy.sparse as sp
         from scipy.sparse.linalg import eigsh
 
@@ -103,8 +107,13 @@ class DiffusionMap:
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (N points, D dims); got shape {X.shape}")
         self._check_params(X.shape[0])
-        ker = knn_gaussian_kernel(X, k=self.k, epsilon=self.epsilon, symmetrize=self.symmetrize,
-                                  num_threads=self.num_threads)
+        if factors is None:
+            ker = knn_gaussian_kernel(X, k=self.k, epsilon=self.epsilon, symmetrize=self.symmetrize,
+                                      num_threads=self.num_threads)
+        else:
+            ker = mahalanobis_knn_kernel(X, factors, k=self.k, epsilon=self.epsilon, symmetrize=self.symmetrize,
+                                         num_threads=self.num_threads)
+        self.factors_ = factors
         K = ker.K
         q = np.asarray(K.sum(axis=1)).ravel()
         qa = q ** (-float(self.alpha))
@@ -136,16 +145,19 @@ class DiffusionMap:
         lam = self.eigenvalues_[1:]
         return psi[:, 1:] * (lam ** self.time if self.time else 1.0)
 
-    def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
+    def fit_transform(self, X: Any, y: Any = None, *, factors: Optional[CovarianceFactors] = None) -> np.ndarray:
         """Fit, then the training points' embedding Ψ_t, shape (N, n_components)."""
-        return self.fit(X)._embedding(self.eigenvectors_)
+        return self.fit(X, factors=factors)._embedding(self.eigenvectors_)
 
-    def transform(self, X: Any) -> np.ndarray:
+    def transform(self, X: Any, *, factors: Optional[CovarianceFactors] = None) -> np.ndarray:
         """Nyström extension of the embedding to new points (rows of X), shape (n, n_components)."""
-        return self._embedding(self.nystrom(X))
+        return self._embedding(self.nystrom(X, factors=factors))
 
-    def nystrom(self, X: Any) -> np.ndarray:
-        """ψ_0..ψ_m at new points (rows of X), shape (n, n_components + 1)."""
+    def nystrom(self, X: Any, *, factors: Optional[CovarianceFactors] = None) -> np.ndarray:
+        """ψ_0..ψ_m at new points (rows of X), shape (n, n_components + 1).
+
+        For a Mahalanobis fit the distance to training point j is ½Δᵀ(C_o⁺ + C_j⁺)Δ with the new
+        points' own ``factors`` when given, else ΔᵀC_j⁺Δ (METHODS §6.6's Library choice)."""
         from ..neighbors import knn
 
         if not hasattr(self, "eigenvalues_"):
@@ -153,6 +165,7 @@ class DiffusionMap:
         Xn = np.asarray(X, dtype=np.float64)
         if Xn.ndim != 2 or Xn.shape[1] != self._X.shape[1]:
             raise ValueError(f"X must be (n, {self._X.shape[1]}); got shape {Xn.shape}")
+        self._n_new = Xn.shape[0]
         if not np.isfinite(Xn).all():
             raise ValueError("X contains NaN or Inf values")
         N = self._X.shape[0]
@@ -163,9 +176,37 @@ class DiffusionMap:
         for r0 in range(0, Xn.shape[0], rows):
             d2, idx = knn(Xn[r0:r0 + rows], self._X, k=kk, precision="float64", num_threads=self.num_threads)
             d2, idx = np.asarray(d2, dtype=np.float64), np.asarray(idx, dtype=np.int64)
+            if self.factors_ is not None:
+                d2 = self._mahalanobis_to_training(Xn[r0:r0 + rows], idx, factors, r0)
             w = np.exp(-d2 / (2.0 * self.epsilon_))
             qo = w.sum(axis=1)
             wa = w / (qo[:, None] ** a * self.q_[idx] ** a)
             p = wa / wa.sum(axis=1, keepdims=True)
             out[r0:r0 + rows] = np.einsum("nk,nkm->nm", p, self.eigenvectors_[idx])
         return out / self.eigenvalues_[None, :]
+
+    def _mahalanobis_to_training(self, Xb: np.ndarray, idx: np.ndarray, factors: Optional[CovarianceFactors],
+                                 r0: int) -> np.ndarray:
+        from .. import _cpu
+        from .._resources import resolve_threads
+
+        Ft = self.factors_.F
+        nb, kk = idx.shape
+        if factors is None:
+            Fn = np.zeros((nb, Ft.shape[1], Ft.shape[2]))
+            scale = 2.0  # ½(0 + ‖F_jΔ‖²)·2 = ΔᵀC_j⁺Δ
+        else:
+            if factors.F.shape[0] != self._n_new or factors.F.shape[2] != Ft.shape[2]:
+                raise ValueError("factors must be given for every new point, with the training points' dimension")
+            Fn = factors.F[r0:r0 + nb]
+            scale = 1.0
+        r = max(Ft.shape[1], Fn.shape[1])
+        pad = lambda F: F if F.shape[1] == r else np.concatenate(  # noqa: E731
+            [F, np.zeros((F.shape[0], r - F.shape[1], F.shape[2]))], axis=1)
+        pts = np.concatenate([Xb, self._X])
+        F = np.ascontiguousarray(np.concatenate([pad(Fn), pad(Ft)]))
+        rows = np.repeat(np.arange(nb, dtype=np.int64), kk)
+        cols = (idx.ravel() + nb).astype(np.int64)
+        d2 = np.empty(rows.size)
+        _cpu.mahalanobis_pairs(pts, F, rows, cols, d2, resolve_threads(self.num_threads))
+        return scale * d2.reshape(nb, kk)

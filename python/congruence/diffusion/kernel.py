@@ -66,6 +66,54 @@ def _neighbours(points: np.ndarray, k: Optional[int], num_threads: Optional[int]
     return rows, cols, vals, d2[:, -1].copy()
 
 
+def _check_common(X: np.ndarray, k: Optional[int], symmetrize: str) -> None:
+    if X.ndim != 2 or X.shape[0] < 2:
+        raise ValueError(f"points must be a 2-D array of at least 2 rows (N, D); got shape {X.shape}")
+    if not np.isfinite(X).all():
+        raise ValueError("points contain NaN or Inf values")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
+        raise ValueError(f"k must be a positive integer or None; got {k!r}")
+    if symmetrize not in SYMMETRIZE:
+        raise ValueError(f"symmetrize must be one of {SYMMETRIZE}; got {symmetrize!r}")
+
+
+def assemble_kernel(rows: np.ndarray, cols: np.ndarray, d2: np.ndarray, N: int, *, epsilon: Union[float, str],
+                    symmetrize: str, k: Optional[int], d2_kth: np.ndarray) -> GaussianKernel:
+    """exp(−d²/(2ε)) on the given pairs (self pairs included), symmetrised; ε by the median rule
+    over the non-self pairs when ``epsilon == "median"``."""
+    import scipy.sparse as sp
+
+    if isinstance(epsilon, str):
+        if epsilon != "median":
+            raise ValueError(f"epsilon must be a positive number or 'median'; got {epsilon!r}")
+        eps = float(np.median(d2[rows != cols]))
+        if not eps > 0:
+            raise ValueError("the median neighbour distance is 0 (duplicate points); give epsilon explicitly")
+    else:
+        if isinstance(epsilon, bool) or not np.isfinite(epsilon) or epsilon <= 0:
+            raise ValueError(f"epsilon must be a positive number or 'median'; got {epsilon!r}")
+        eps = float(epsilon)
+    K = sp.csr_matrix((np.exp(-d2 / (2.0 * eps)), (rows, cols)), shape=(N, N))
+    K.sum_duplicates()
+    if symmetrize == "average":
+        K = (K + K.T) * 0.5
+    elif symmetrize == "max":
+        K = K.maximum(K.T)
+    else:
+        K = K.minimum(K.T)
+    K = K.tocsr()
+    K.eliminate_zeros()
+    # Only for a given ε: under the median rule the bandwidth follows k, and the k-th neighbour's
+    # weight is then e^{-1/2}-ish by construction (the kernel is truncated on purpose).
+    if k is not None and not isinstance(epsilon, str) and np.isfinite(d2_kth).all():
+        tail = float(np.median(np.exp(-d2_kth / (2.0 * eps))))
+        if tail > 1e-3:
+            warnings.warn(f"the k-th neighbour still has kernel weight {tail:.2g} (median over points) for "
+                          f"epsilon={eps:.3g}: k={k} is too small for this bandwidth and the kernel is truncated",
+                          KernelBandwidthWarning, stacklevel=3)
+    return GaussianKernel(K=K, epsilon=eps, k=None if k is None else int(k), d2_kth=d2_kth)
+
+
 def knn_gaussian_kernel(points: Any, *, k: Optional[int] = 30, epsilon: Union[float, str] = "median",
                         symmetrize: str = "average", num_threads: Optional[int] = None) -> GaussianKernel:
     """The kNN-sparsified Gaussian kernel of ``points`` (rows, shape (N, D)).
@@ -84,47 +132,7 @@ def knn_gaussian_kernel(points: Any, *, k: Optional[int] = 30, epsilon: Union[fl
     -------
     GaussianKernel
     """
-    import scipy.sparse as sp
-
     X = np.asarray(points, dtype=np.float64)
-    if X.ndim != 2 or X.shape[0] < 2:
-        raise ValueError(f"points must be a 2-D array of at least 2 rows (N, D); got shape {X.shape}")
-    if not np.isfinite(X).all():
-        raise ValueError("points contain NaN or Inf values")
-    if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
-        raise ValueError(f"k must be a positive integer or None; got {k!r}")
-    if symmetrize not in SYMMETRIZE:
-        raise ValueError(f"symmetrize must be one of {SYMMETRIZE}; got {symmetrize!r}")
-    N = X.shape[0]
+    _check_common(X, k, symmetrize)
     rows, cols, d2, kth = _neighbours(X, None if k is None else int(k), num_threads)
-    if isinstance(epsilon, str):
-        if epsilon != "median":
-            raise ValueError(f"epsilon must be a positive number or 'median'; got {epsilon!r}")
-        off = d2[rows != cols]
-        eps = float(np.median(off))
-        if not eps > 0:
-            raise ValueError("the median neighbour distance is 0 (duplicate points); give epsilon explicitly")
-    else:
-        if isinstance(epsilon, bool) or not np.isfinite(epsilon) or epsilon <= 0:
-            raise ValueError(f"epsilon must be a positive number or 'median'; got {epsilon!r}")
-        eps = float(epsilon)
-    vals = np.exp(-d2 / (2.0 * eps))
-    K = sp.csr_matrix((vals, (rows, cols)), shape=(N, N))
-    K.sum_duplicates()
-    if symmetrize == "average":
-        K = (K + K.T) * 0.5
-    elif symmetrize == "max":
-        K = K.maximum(K.T)
-    else:
-        K = K.minimum(K.T)
-    K = K.tocsr()
-    K.eliminate_zeros()
-    # Only for a given ε: under the median rule the bandwidth follows k, and the k-th neighbour's
-    # weight is then e^{-1/2}-ish by construction (the kernel is truncated on purpose).
-    if k is not None and not isinstance(epsilon, str) and np.isfinite(kth).all():
-        tail = float(np.median(np.exp(-kth / (2.0 * eps))))
-        if tail > 1e-3:
-            warnings.warn(f"the k-th neighbour still has kernel weight {tail:.2g} (median over points) for "
-                          f"epsilon={eps:.3g}: k={k} is too small for this bandwidth and the kernel is truncated",
-                          KernelBandwidthWarning, stacklevel=3)
-    return GaussianKernel(K=K, epsilon=eps, k=None if k is None else int(k), d2_kth=kth)
+    return assemble_kernel(rows, cols, d2, X.shape[0], epsilon=epsilon, symmetrize=symmetrize, k=k, d2_kth=kth)
