@@ -134,3 +134,65 @@ def test_errors():
         DiffusionMap(2, k=3).fit(np.zeros((10, 2)))
     with pytest.raises(ValueError, match="symmetrize"):
         knn_gaussian_kernel(X, symmetrize="geometric")
+
+
+def test_llr_selects_the_two_directions_of_a_rectangle():
+    from congruence.diffusion import llr_selection
+
+    rng = np.random.default_rng(0)
+    P = rng.uniform(size=(1500, 2)) * np.array([1.0, 0.4])
+    dm = DiffusionMap(7, k=None, epsilon=2e-3).fit(P)
+    sel = llr_selection(dm.eigenvectors_[:, 1:], intrinsic_dim=2)
+    r = sel.residuals
+    assert sel.selected.tolist() == [1, 3]
+    np.testing.assert_allclose(r, [1, 0.181, 0.997, 0.108, 0.359, 0.157, 0.181], atol=0.005)  # METHODS §8.6 (f)
+    assert r[0] == 1.0 and r[2] > 0.9
+    assert np.all(np.delete(r, [0, 2]) < 0.5)
+    assert abs_corr(dm.eigenvectors_[:, 1], np.cos(np.pi * P[:, 0])) > 0.99
+    assert abs_corr(dm.eigenvectors_[:, 3], np.cos(np.pi * P[:, 1] / 0.4)) > 0.99
+    thr = llr_selection(dm.eigenvectors_[:, 1:], strategy="threshold")
+    assert thr.selected.tolist() == [1, 3]
+    sub = llr_selection(dm.eigenvectors_[:, 1:], n_subsample=600, seed=1)
+    assert sub.selected.tolist() == [1, 3]
+    with pytest.raises(ValueError, match="intrinsic_dim"):
+        llr_selection(dm.eigenvectors_[:, 1:], intrinsic_dim=9)
+    with pytest.raises(ValueError, match="n_subsample"):
+        llr_selection(dm.eigenvectors_[:, 1:], n_subsample=50)
+
+
+def test_llr_against_a_direct_weighted_least_squares():
+    from congruence.diffusion.llr import _fit_values
+
+    rng = np.random.default_rng(5)
+    Phi = rng.standard_normal((60, 2))
+    y = np.sin(Phi[:, 0]) + 0.1 * rng.standard_normal(60)
+    got = _fit_values(Phi, y, 0.8, False, 1e-6)
+    for i in (0, 17, 59):
+        w = np.exp(-((Phi - Phi[i]) ** 2).sum(1) / 0.8)
+        w[i] = 0.0
+        A = np.column_stack([np.ones(60), Phi - Phi[i]])
+        coef, *_ = np.linalg.lstsq(A * np.sqrt(w)[:, None], y * np.sqrt(w), rcond=None)
+        assert got[i] == pytest.approx(coef[0], abs=1e-9)
+
+
+def test_geometric_harmonics_extend_a_smooth_function():
+    from congruence.diffusion import GeometricHarmonics
+
+    rng = np.random.default_rng(6)
+    X = rng.uniform(size=(800, 2))
+    f = np.sin(3 * X[:, 0]) + X[:, 1] ** 2
+    gh = GeometricHarmonics(200, k=None, epsilon=0.01).fit(X, f)
+    assert np.all(gh.sigma_ >= 1e-3 * gh.sigma_[0])
+    # on the training points: f's projection onto the kept harmonics, reproduced by predict
+    proj = gh.phi_ @ (gh.phi_.T @ f)
+    np.testing.assert_allclose(gh.predict(X), proj, atol=1e-8)
+    new = rng.uniform(0.1, 0.9, size=(200, 2))
+    truth = np.sin(3 * new[:, 0]) + new[:, 1] ** 2
+    err = np.linalg.norm(gh.predict(new) - truth) / np.linalg.norm(truth - truth.mean())
+    assert err < 0.05
+    two = GeometricHarmonics(200, k=None, epsilon=0.01).fit(X, np.stack([f, 2 * f], 1)).predict(new)
+    np.testing.assert_allclose(two[:, 1], 2 * two[:, 0], rtol=1e-10)
+    with pytest.raises(ValueError, match="not fitted"):
+        GeometricHarmonics().predict(new)
+    with pytest.raises(ValueError, match="same N"):
+        GeometricHarmonics().fit(X, f[:-1])
