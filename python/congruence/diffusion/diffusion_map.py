@@ -18,6 +18,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from ._eigen import top_eigenpairs
 from .kernel import GaussianKernel, knn_gaussian_kernel
 from .mahalanobis import CovarianceFactors, mahalanobis_knn_kernel
 
@@ -101,7 +102,6 @@ class DiffusionMap:
         ``factors`` (:class:`~congruence.diffusion.mahalanobis.CovarianceFactors`) switches to the
         Mahalanobis-like distance ½Δᵀ(C_i⁺ + C_j⁺)Δ on the same candidate graph."""
         import scipy.sparse as sp
-        from scipy.sparse.linalg import eigsh
 
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2:
@@ -122,15 +122,7 @@ class DiffusionMap:
         dh = 1.0 / np.sqrt(d)
         A = (sp.diags(dh) @ Ka @ sp.diags(dh)).tocsr()
         A = (A + A.T) * 0.5  # exact symmetry for the Lanczos solver
-        m = int(self.n_components) + 1
-        N = A.shape[0]
-        if N <= max(2 * m + 1, 200):
-            w, V = np.linalg.eigh(A.toarray())
-        else:
-            v0 = np.random.default_rng(self.seed).standard_normal(N)
-            w, V = eigsh(A, k=m, which="LA", v0=v0, tol=self.tol)
-        order = np.argsort(w)[::-1][:m]
-        w, V = w[order], V[:, order]
+        w, V = top_eigenpairs(A, int(self.n_components) + 1, seed=self.seed, tol=self.tol)
         psi = V * dh[:, None]
         psi /= np.linalg.norm(psi, axis=0)
         self.eigenvalues_ = w

@@ -14,6 +14,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from ._eigen import top_eigenpairs
 from .kernel import knn_gaussian_kernel
 
 __all__ = ["GeometricHarmonics"]
@@ -54,8 +55,6 @@ class GeometricHarmonics:
 
     def fit(self, X: Any, f: Any) -> "GeometricHarmonics":
         """Fit the harmonics of the rows of X (N, D) and the coefficients of f (N,) or (N, n_out)."""
-        from scipy.sparse.linalg import eigsh
-
         X = np.asarray(X, dtype=np.float64)
         F = np.asarray(f, dtype=np.float64)
         if F.ndim == 1:
@@ -71,15 +70,7 @@ class GeometricHarmonics:
         if not (np.isfinite(self.cutoff) and 0 < self.cutoff < 1):
             raise ValueError(f"cutoff must be in (0, 1); got {self.cutoff!r}")
         ker = knn_gaussian_kernel(X, k=self.k, epsilon=self.epsilon, num_threads=self.num_threads)
-        W = ker.K
-        N = X.shape[0]
-        m = min(int(m), N)
-        if N <= max(2 * m + 1, 200) or m >= N - 1:
-            s, V = np.linalg.eigh(W.toarray())
-        else:
-            s, V = eigsh(W, k=m, which="LA", v0=np.random.default_rng(self.seed).standard_normal(N))
-        order = np.argsort(s)[::-1][:m]
-        s, V = s[order], V[:, order]
+        s, V = top_eigenpairs(ker.K, int(m), seed=self.seed)
         keep = s >= self.cutoff * s[0]
         self.sigma_, self.phi_ = s[keep], V[:, keep]
         self.coef_ = (self.phi_.T @ F) / self.sigma_[:, None]
