@@ -138,6 +138,13 @@ class Panel:
     moments: Optional[ColumnMoments] = None
 
 
+def inverse_sqrt(values: np.ndarray, zero: np.ndarray) -> np.ndarray:
+    """1/√values, and 0 where ``zero`` (constant or all-zero features): the scale that makes a
+    column unit-norm without dividing by zero."""
+    with np.errstate(divide="ignore"):
+        return np.where(zero, 0.0, 1.0 / np.sqrt(np.where(zero, 1.0, values)))
+
+
 def feature_panel(
     h: HostArray,
     metric: str,
@@ -166,13 +173,11 @@ def feature_panel(
         if metric == "pearson":
             bad = mom.constant()
             shift = mom.mean
-            with np.errstate(divide="ignore"):
-                scale = np.where(bad, 0.0, 1.0 / np.sqrt(np.where(bad, 1.0, mom.m2)))
+            scale = inverse_sqrt(mom.m2, bad)
         else:  # cosine
             bad = mom.sumsq == 0
             shift = None
-            with np.errstate(divide="ignore"):
-                scale = np.where(bad, 0.0, 1.0 / np.sqrt(np.where(bad, 1.0, mom.sumsq)))
+            scale = inverse_sqrt(mom.sumsq, bad)
         invalid = _apply_zero_var(bad, zero_var, h.name, metric)
     out = np.empty(arr.shape, dtype=dtype)
     _cpu.standardize(arr, h.code, None, shift, np.ascontiguousarray(scale), out, num_threads)
@@ -242,8 +247,7 @@ def point_panels(
     if metric == "cosine":  # rows scaled to unit norm; zero rows stay zero (similarity 0)
         def unit(h: HostArray) -> np.ndarray:
             ss = moments(h.array.T, h.code, num_threads, h.name).sumsq  # per point
-            with np.errstate(divide="ignore"):
-                scale = np.where(ss == 0, 0.0, 1.0 / np.sqrt(np.where(ss == 0, 1.0, ss)))
+            scale = inverse_sqrt(ss, ss == 0)
             return _transpose_panel(h, dtype, num_threads, col_scale=scale)
 
         A = unit(hp)

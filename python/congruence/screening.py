@@ -60,18 +60,6 @@ class ScreenedCandidates:
     details: dict = field(default_factory=dict)
 
 
-def _centred_feature_major(h: HostArray, threads: int) -> tuple[np.ndarray, np.ndarray]:
-    """(n_samples, n) input -> its centred (n, n_samples) float32 transpose, in one compiled pass,
-    and the per-unit scale 1/√m2 that makes rows unit vectors (0 for constant units, which then
-    correlate 0 with everything: the engine's ``zero_var="zero"``, warned about the same way)."""
-    mom = E.moments(h.array, h.code, threads, h.name)
-    bad = mom.constant()
-    E._apply_zero_var(bad, "zero", h.name, "pearson")
-    with np.errstate(divide="ignore"):
-        scale = np.where(bad, 0.0, 1.0 / np.sqrt(np.where(bad, 1.0, mom.m2)))
-    return E._transpose_panel(h, np.dtype(np.float32), threads, row_shift=mom.mean), scale
-
-
 def _empty_lists(n: int, k: int) -> tuple:
     """Screen lists for n units of k candidates: (keys, idx) with 2k slots, count, threshold."""
     return (np.empty((n, 2 * k), np.float32), np.empty((n, 2 * k), np.int64), np.zeros(n, np.int32),
@@ -88,8 +76,7 @@ def _unit_feature_major(h: HostArray, threads: int) -> np.ndarray:
     mom = E.moments(h.array, h.code, threads, h.name)
     bad = mom.constant()
     E._apply_zero_var(bad, "zero", h.name, "pearson")
-    with np.errstate(divide="ignore"):
-        scale = np.where(bad, 0.0, 1.0 / np.sqrt(np.where(bad, 1.0, mom.m2)))
+    scale = E.inverse_sqrt(mom.m2, bad)
     out = E._transpose_panel(h, np.dtype(np.float32), threads, row_shift=mom.mean)
     torch.from_numpy(out).mul_(torch.from_numpy(scale.astype(np.float32))[:, None])
     return out

@@ -157,9 +157,10 @@ class DiffusionMap:
         Xn = np.asarray(X, dtype=np.float64)
         if Xn.ndim != 2 or Xn.shape[1] != self._X.shape[1]:
             raise ValueError(f"X must be (n, {self._X.shape[1]}); got shape {Xn.shape}")
-        self._n_new = Xn.shape[0]
         if not np.isfinite(Xn).all():
             raise ValueError("X contains NaN or Inf values")
+        if factors is not None and (factors.F.shape[0] != Xn.shape[0] or factors.F.shape[2] != Xn.shape[1]):
+            raise ValueError("factors must be given for every new point, with the training points' dimension")
         N = self._X.shape[0]
         kk = N if self.k is None else min(int(self.k) + 1, N)
         out = np.empty((Xn.shape[0], self.eigenvalues_.size))
@@ -169,7 +170,8 @@ class DiffusionMap:
             d2, idx = knn(Xn[r0:r0 + rows], self._X, k=kk, precision="float64", num_threads=self.num_threads)
             d2, idx = np.asarray(d2, dtype=np.float64), np.asarray(idx, dtype=np.int64)
             if self.factors_ is not None:
-                d2 = self._mahalanobis_to_training(Xn[r0:r0 + rows], idx, factors, r0)
+                d2 = self._mahalanobis_to_training(Xn[r0:r0 + rows], idx,
+                                                   None if factors is None else factors.F[r0:r0 + rows])
             w = np.exp(-d2 / (2.0 * self.epsilon_))
             qo = w.sum(axis=1)
             wa = w / (qo[:, None] ** a * self.q_[idx] ** a)
@@ -177,28 +179,26 @@ class DiffusionMap:
             out[r0:r0 + rows] = np.einsum("nk,nkm->nm", p, self.eigenvectors_[idx])
         return out / self.eigenvalues_[None, :]
 
-    def _mahalanobis_to_training(self, Xb: np.ndarray, idx: np.ndarray, factors: Optional[CovarianceFactors],
-                                 r0: int) -> np.ndarray:
+    def _mahalanobis_to_training(self, Xb: np.ndarray, idx: np.ndarray, Fb: Optional[np.ndarray]) -> np.ndarray:
+        """d² of each new point (rows of Xb, factors Fb or None) to its candidate training points idx."""
         from .. import _cpu
         from .._resources import resolve_threads
 
-        Ft = self.factors_.F
         nb, kk = idx.shape
-        if factors is None:
-            Fn = np.zeros((nb, Ft.shape[1], Ft.shape[2]))
+        flat = idx.ravel()
+        Ft = self.factors_.F[flat]  # only the candidates' factors, not the whole training set
+        if Fb is None:
+            Fb = np.zeros((nb, Ft.shape[1], Ft.shape[2]))
             scale = 2.0  # ½(0 + ‖F_jΔ‖²)·2 = ΔᵀC_j⁺Δ
         else:
-            if factors.F.shape[0] != self._n_new or factors.F.shape[2] != Ft.shape[2]:
-                raise ValueError("factors must be given for every new point, with the training points' dimension")
-            Fn = factors.F[r0:r0 + nb]
             scale = 1.0
-        r = max(Ft.shape[1], Fn.shape[1])
+        r = max(Ft.shape[1], Fb.shape[1])
         pad = lambda F: F if F.shape[1] == r else np.concatenate(  # noqa: E731
             [F, np.zeros((F.shape[0], r - F.shape[1], F.shape[2]))], axis=1)
-        pts = np.concatenate([Xb, self._X])
-        F = np.ascontiguousarray(np.concatenate([pad(Fn), pad(Ft)]))
+        pts = np.concatenate([Xb, self._X[flat]])
+        F = np.ascontiguousarray(np.concatenate([pad(Fb), pad(Ft)]))
         rows = np.repeat(np.arange(nb, dtype=np.int64), kk)
-        cols = (idx.ravel() + nb).astype(np.int64)
+        cols = np.arange(nb, nb + flat.size, dtype=np.int64)
         d2 = np.empty(rows.size)
         _cpu.mahalanobis_pairs(pts, F, rows, cols, d2, resolve_threads(self.num_threads))
         return scale * d2.reshape(nb, kk)

@@ -32,6 +32,16 @@ def _cost_matrix(cost: Any) -> np.ndarray:
     return np.ascontiguousarray(C, dtype=np.float64)
 
 
+def _pairs(col_for_row: np.ndarray, transposed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(row_ind, col_ind) of the original matrix, rows increasing, from the solver's column per row
+    (of the transposed matrix when ``transposed``)."""
+    rows = np.arange(col_for_row.size, dtype=np.int64)
+    if not transposed:
+        return rows, col_for_row
+    order = np.argsort(col_for_row, kind="stable")
+    return col_for_row[order], rows[order]
+
+
 def linear_assignment(cost: Any, *, maximize: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Optimal one-to-one assignment of rows to columns.
 
@@ -89,11 +99,7 @@ def linear_assignment(cost: Any, *, maximize: bool = False) -> tuple[np.ndarray,
             raise ValueError("cost matrix is infeasible: no assignment of every "
                              f"{'column' if transposed else 'row'} avoids the forbidden (infinite) entries") from None
         raise
-    rows = np.arange(C.shape[0], dtype=np.int64)
-    if not transposed:
-        return rows, col_for_row
-    order = np.argsort(col_for_row, kind="stable")
-    return col_for_row[order], rows[order]
+    return _pairs(col_for_row, transposed)
 
 
 def sparse_assignment(cost: Any, *, maximize: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -146,9 +152,5 @@ def sparse_assignment(cost: Any, *, maximize: bool = False) -> tuple[np.ndarray,
             raise ValueError("cost matrix is infeasible: the allowed pairs admit no matching of every "
                              f"{'column' if transposed else 'row'}") from None
         raise
-    rows = np.arange(nr, dtype=np.int64)
-    if not transposed:
-        return rows, col_for_row
-    order = np.argsort(col_for_row, kind="stable")
-    return col_for_row[order], rows[order]
+    return _pairs(col_for_row, transposed)
 

@@ -114,6 +114,12 @@ class _Problem:
                 cols.append(np.ones(self.gram.n_samples))
         return np.stack(cols, axis=1) if cols else np.zeros((self.gram.n_samples, 0))
 
+    def largest_rel_dist(self) -> float:
+        """The largest relative distance of a live neuron to the span of the whole other layer."""
+        rx, _ = self.rel_dist(self.live_x, self.live_y)
+        ry, _ = self.rel_dist(self.live_y, self.live_x)
+        return float(max(rx.max(), ry.max()))
+
     def _raw_rel_dist(self, queries: np.ndarray, basis: np.ndarray) -> np.ndarray:
         B = self._columns(self._members(basis))
         Q = self._columns(queries)
@@ -298,9 +304,7 @@ def maximal_epsilon(X: Any = None, Y: Any = None, *, stats: Optional[CrossStats]
     prob = _problem(X, Y, stats, gram, affine, num_threads)
     if prob.live_x.size == 0 or prob.live_y.size == 0:
         raise ValueError("a layer has no live neurons (all ‖z‖ < 1e-16): no ε makes the layers match")
-    rx, _ = prob.rel_dist(prob.live_x, prob.live_y)
-    ry, _ = prob.rel_dist(prob.live_y, prob.live_x)
-    return float(max(rx.max(), ry.max()))
+    return prob.largest_rel_dist()
 
 
 def minimal_epsilon(X: Any = None, Y: Any = None, min_size: int = 1, *, tol: float = 1e-4,
@@ -328,10 +332,8 @@ def minimal_epsilon(X: Any = None, Y: Any = None, min_size: int = 1, *, tol: flo
 
     if big_enough(0.0):
         return 0.0
-    rx, _ = prob.rel_dist(prob.live_x, prob.live_y)
-    ry, _ = prob.rel_dist(prob.live_y, prob.live_x)
     # Just above the maximal ε the whole layers match, clear of the re-check band.
-    lo, hi = 0.0, float(max(rx.max(), ry.max())) * (1 + 1e-5) + 1e-5
+    lo, hi = 0.0, prob.largest_rel_dist() * (1 + 1e-5) + 1e-5
     while hi - lo > tol:
         mid = 0.5 * (lo + hi)
         if big_enough(mid):
