@@ -520,6 +520,7 @@ def build_stretch(ctx: Context) -> H.Plan:
 from . import p5 as _p5  # noqa: E402
 from . import p6 as _p6  # noqa: E402
 from . import p7 as _p7  # noqa: E402
+from . import p8 as _p8  # noqa: E402
 
 CASES: dict = {
     "P1": build_p1,
@@ -534,6 +535,8 @@ CASES: dict = {
     "P6C": _p6.build("P6C"),
     "P7A": _p7.build("P7A"),
     "P7B": _p7.build("P7B"),
+    "P8A": _p8.build("P8A"),
+    "P8B": _p8.build("P8B"),
 }
 
 DESCRIPTIONS: dict = {
@@ -549,4 +552,6 @@ DESCRIPTIONS: dict = {
     "P6C": "the same, width 16384 (64x16x16), n=2k: the feature-route state would need ~137 GB",
     "P7A": "maximum subspace match n=512+512, M=100k, planted: Gram pruning vs least-squares pruning; <= 1.5x floor, >= 10x",
     "P7B": "the same over M=1M samples streamed in batches of 100k, ours only (time vs the Gram-pass floor)",
+    "P8A": "diffusion map N=20k, D=512, k=32, m=10, end to end: vs pure-PyTorch cdist/topk/lobpcg (+ peers); >= 5x",
+    "P8B": "the same at N=100k, ours only; target <= 120 s",
 }

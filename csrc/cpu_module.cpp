@@ -264,22 +264,40 @@ py::tuple candidate_graph_py(const py::tuple& row_lists, std::int64_t p, const p
                           py::array_t<std::int64_t>({static_cast<py::ssize_t>(indices->size())}, indices->data(), own_i));
 }
 
+// Checks (N, D) points and 1-D in-range pair lists of one length; returns the pair count.
+std::int64_t check_pairs(const py::array_t<double, py::array::c_style>& O,
+                         const py::array_t<std::int64_t, py::array::c_style>& rows,
+                         const py::array_t<std::int64_t, py::array::c_style>& cols, const char* name) {
+    const std::int64_t N = O.shape(0), n = rows.size();
+    if (rows.ndim() != 1 || cols.ndim() != 1 || cols.size() != n)
+        throw std::invalid_argument(std::string(name) + ": rows and cols must be 1-D of one length");
+    const std::int64_t* rp = rows.data();
+    const std::int64_t* cp = cols.data();
+    for (std::int64_t e = 0; e < n; ++e)
+        if (rp[e] < 0 || rp[e] >= N || cp[e] < 0 || cp[e] >= N)
+            throw std::invalid_argument(std::string(name) + ": index out of range");
+    return n;
+}
+
 void mahalanobis_py(const py::array_t<double, py::array::c_style>& O, const py::array_t<double, py::array::c_style>& F,
                     const py::array_t<std::int64_t, py::array::c_style>& rows,
                     const py::array_t<std::int64_t, py::array::c_style>& cols, py::array& out, int nt) {
     if (O.ndim() != 2 || F.ndim() != 3 || F.shape(0) != O.shape(0) || F.shape(2) != O.shape(1))
         throw std::invalid_argument("mahalanobis_pairs: points must be (N, D) and factors (N, r, D)");
-    const std::int64_t N = O.shape(0), D = O.shape(1), r = F.shape(1), n = rows.size();
-    if (rows.ndim() != 1 || cols.ndim() != 1 || cols.size() != n)
-        throw std::invalid_argument("mahalanobis_pairs: rows and cols must be 1-D of one length");
-    const std::int64_t* rp = rows.data();
-    const std::int64_t* cp = cols.data();
-    for (std::int64_t e = 0; e < n; ++e)
-        if (rp[e] < 0 || rp[e] >= N || cp[e] < 0 || cp[e] >= N)
-            throw std::invalid_argument("mahalanobis_pairs: index out of range");
+    const std::int64_t n = check_pairs(O, rows, cols, "mahalanobis_pairs");
     double* o = exact_out<double>(out, n, "out");
     py::gil_scoped_release nogil;
-    mahalanobis_pairs(O.data(), N, D, F.data(), r, rp, cp, n, o, nt);
+    mahalanobis_pairs(O.data(), O.shape(0), O.shape(1), F.data(), F.shape(1), rows.data(), cols.data(), n, o, nt);
+}
+
+void squared_distances_py(const py::array_t<double, py::array::c_style>& O,
+                          const py::array_t<std::int64_t, py::array::c_style>& rows,
+                          const py::array_t<std::int64_t, py::array::c_style>& cols, py::array& out, int nt) {
+    if (O.ndim() != 2) throw std::invalid_argument("squared_distance_pairs: points must be (N, D)");
+    const std::int64_t n = check_pairs(O, rows, cols, "squared_distance_pairs");
+    double* o = exact_out<double>(out, n, "out");
+    py::gil_scoped_release nogil;
+    squared_distance_pairs(O.data(), O.shape(0), O.shape(1), rows.data(), cols.data(), n, o, nt);
 }
 
 // jobs: a list of (A, B or None, C); all panels share dtype and sample count.
@@ -456,6 +474,8 @@ PYBIND11_MODULE(_cpu, m) {
     m.def("finalize_screen_lists", &finalize_py, py::arg("lists"), py::arg("n"), py::arg("num_threads"));
     m.def("mahalanobis_pairs", &mahalanobis_py, py::arg("points"), py::arg("factors"), py::arg("rows"),
           py::arg("cols"), py::arg("out"), py::arg("num_threads"));
+    m.def("squared_distance_pairs", &squared_distances_py, py::arg("points"), py::arg("rows"), py::arg("cols"),
+          py::arg("out"), py::arg("num_threads"));
     m.def("candidate_graph", &candidate_graph_py, py::arg("row_lists"), py::arg("p"), py::arg("col_lists"),
           py::arg("q"));
     m.def("pair_dot_products", &pair_dots, py::arg("At"), py::arg("Bt"), py::arg("rows"), py::arg("cols"),

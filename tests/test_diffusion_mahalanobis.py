@@ -108,3 +108,24 @@ def test_model_jacobians_match_finite_differences():
                 up = m64(torch.tensor(x[i] + e)[None]).numpy()[0]
                 dn = m64(torch.tensor(x[i] - e)[None]).numpy()[0]
             np.testing.assert_allclose(J[i, :, t], (up - dn) / (2 * h), rtol=1e-6, atol=1e-8)
+
+
+def test_compiled_squared_distances_and_the_screened_neighbours_are_exact():
+    from congruence.diffusion.kernel import _neighbours
+
+    rng = np.random.default_rng(4)
+    X = 1e3 + rng.standard_normal((700, 40)) * rng.uniform(0.01, 1.0, 40)  # an offset float32 must survive
+    rows, cols = rng.integers(0, 700, 500), rng.integers(0, 700, 500)
+    got = np.empty(500)
+    _cpu.squared_distance_pairs(X, rows, cols, got, 2)
+    assert np.allclose(got, ((X[rows] - X[cols]) ** 2).sum(1), rtol=1e-13, atol=0)
+    r, c, d2, kth = _neighbours(X, 12, 2)
+    full = ((X[:, None] - X[None]) ** 2).sum(-1)
+    np.fill_diagonal(full, np.inf)
+    want = np.argsort(full, axis=1, kind="stable")[:, :12]
+    idx = c[700:].reshape(700, 12)
+    assert np.array_equal(idx, want)
+    assert np.allclose(d2[700:].reshape(700, 12), np.take_along_axis(full, want, 1), rtol=1e-12)
+    assert np.array_equal(kth, d2[700:].reshape(700, 12)[:, -1])
+    with pytest.raises(ValueError, match="index out of range"):
+        _cpu.squared_distance_pairs(X, np.array([0]), np.array([700]), np.empty(1), 1)

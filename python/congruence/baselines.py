@@ -30,6 +30,7 @@ __all__ = [
     "MinibatchCKA",
     "minibatch_cka",
     "max_match_lstsq",
+    "diffusion_map_torch",
 ]
 
 from ._cka_baselines import (  # noqa: E402  (all-layer-pair CKA: benchmark P6)
@@ -40,6 +41,7 @@ from ._cka_baselines import (  # noqa: E402  (all-layer-pair CKA: benchmark P6)
     minibatch_cka,
 )
 from ._subspace_baselines import max_match_lstsq  # noqa: E402  (subspace match by lstsq: benchmark P7)
+from ._diffusion_baselines import diffusion_map_torch  # noqa: E402  (diffusion maps: benchmark P8)
 
 _METRICS = ("pearson", "cosine", "covariance")
 _KNN_METRICS = ("sqeuclidean", "inner", "cosine")

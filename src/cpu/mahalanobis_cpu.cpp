@@ -39,4 +39,21 @@ void mahalanobis_pairs(const double* O, std::int64_t N, std::int64_t D, const do
     }
 }
 
+void squared_distance_pairs(const double* O, std::int64_t N, std::int64_t D, const std::int64_t* rows,
+                            const std::int64_t* cols, std::int64_t n, double* out, int num_threads) {
+    (void)N;
+#pragma omp parallel for num_threads(num_threads) schedule(static, 512)
+    for (std::int64_t e = 0; e < n; ++e) {
+        const double* oi = O + rows[e] * D;
+        const double* oj = O + cols[e] * D;
+        double s = 0.0;
+#pragma omp simd reduction(+ : s)
+        for (std::int64_t t = 0; t < D; ++t) {
+            const double d = oi[t] - oj[t];
+            s += d * d;
+        }
+        out[e] = s;
+    }
+}
+
 }  // namespace congruence

@@ -42,7 +42,7 @@ class DiffusionMap:
         Non-trivial eigenvectors kept (ψ_1..ψ_m).
     k : int or None
         Neighbours per point for the kernel (None: every pair, dense).
-    epsilon : float or "median"
+    epsilon : float, "median" or "bgh"
         Bandwidth, K = exp(−d²/(2ε)).
     alpha : float
         Density normalisation exponent (1, 0.5, 0 are the classical choices).

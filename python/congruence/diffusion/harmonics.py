@@ -29,7 +29,7 @@ class GeometricHarmonics:
         Eigenpairs of W computed (then cut at ``cutoff``·σ_0).
     k : int or None
         Neighbours per point (None: every pair).
-    epsilon : float or "median"
+    epsilon : float, "median" or "bgh"
     cutoff : float
     seed : int
     num_threads : int, optional

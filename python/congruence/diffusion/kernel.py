@@ -4,9 +4,12 @@ K_ij = exp(−d²_ij / (2ε)) on candidate pairs only: each point's k nearest ne
 pairwise engine (:func:`congruence.knn`, float64 squared distances), the exponential applied to
 those survivors alone, then symmetrised ½(K + Kᵀ) (missing entries 0; "max" keeps the union's
 larger value, "min" only mutual pairs). ``k=None`` keeps every pair (a dense kernel, for analytic
-checks and small N). The bandwidth is a number or ``"median"``: the median of the stored
-non-self squared distances (METHODS §6.1's Library choice). For a given ε, a warning says when the
-k-th neighbour still carries weight (median over points of exp(−d²_(k)/(2ε)) > 1e-3, §6.3).
+checks and small N). The bandwidth is a number, ``"median"``: the median of the stored
+non-self squared distances (METHODS §6.1's Library choice), or ``"bgh"`` (Berry, Giannakis &
+Harlim 2015): the ε that maximises the slope d log S / d log ε of the kernel sum
+S(ε) = Σ_ij K_ij(ε) over the stored pairs, where S grows like ε^{d/2} for a d-dimensional set
+(so the maximal slope also estimates d/2). For a given ε, a warning says when the k-th neighbour
+still carries weight (median over points of exp(−d²_(k)/(2ε)) > 1e-3, §6.3).
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-__all__ = ["GaussianKernel", "knn_gaussian_kernel", "SYMMETRIZE"]
+__all__ = ["GaussianKernel", "knn_gaussian_kernel", "bgh_epsilon", "SYMMETRIZE", "EPSILON_RULES"]
 
 SYMMETRIZE = ("average", "max", "min")
+EPSILON_RULES = ("median", "bgh")
+#: Non-self pairs sampled (evenly, deterministically) for the BGH slope scan.
+BGH_MAX_PAIRS = 1 << 18
 
 
 class KernelBandwidthWarning(UserWarning):
@@ -46,8 +52,22 @@ class GaussianKernel:
     d2_kth: np.ndarray
 
 
+def screen_margin(k: int) -> int:
+    """Extra float32 candidates per point kept for the float64 recheck."""
+    return max(8, k // 2)
+
+
 def _neighbours(points: np.ndarray, k: Optional[int], num_threads: Optional[int]):
-    """(rows, cols, d²) of every candidate pair i→j, self pairs included (d² = 0)."""
+    """(rows, cols, d²) of every candidate pair i→j, self pairs included (d² = 0), and each point's
+    k-th neighbour d².
+
+    The k nearest come from a float32 screen of k + margin candidates by the pairwise engine (twice
+    the float64 rate), rechecked with explicit float64 differences; the k smallest exact d² are kept
+    (ties to the lower index). A true neighbour is missed only if more than the margin candidates lie
+    within float32 rounding of the k-th distance, i.e. for near-duplicate points, where the kernel
+    weights are equal anyway."""
+    from .. import _cpu
+    from .._resources import resolve_threads
     from ..neighbors import knn
 
     N = points.shape[0]
@@ -57,9 +77,16 @@ def _neighbours(points: np.ndarray, k: Optional[int], num_threads: Optional[int]
         np.fill_diagonal(d2, 0.0)
         rows = np.repeat(np.arange(N), N)
         return rows, np.tile(np.arange(N), N), d2.ravel(), np.full(N, np.inf)
-    d2, idx = knn(points, k=k, precision="float64", num_threads=num_threads)
-    d2 = np.asarray(d2, dtype=np.float64)
-    idx = np.asarray(idx, dtype=np.int64)
+    kc = min(N - 1, k + screen_margin(k))
+    _, cand = knn(points, k=kc, precision="float32", num_threads=num_threads)
+    cand = np.ascontiguousarray(cand, dtype=np.int64)
+    exact = np.empty(cand.size)
+    _cpu.squared_distance_pairs(points, np.repeat(np.arange(N, dtype=np.int64), kc), cand.ravel(), exact,
+                                resolve_threads(num_threads))
+    exact = exact.reshape(N, kc)
+    order = np.lexsort((cand, exact), axis=-1)[:, :k]  # by exact d², ties to the lower index
+    d2 = np.take_along_axis(exact, order, axis=1)
+    idx = np.take_along_axis(cand, order, axis=1)
     rows = np.concatenate([np.arange(N), np.repeat(np.arange(N), k)])
     cols = np.concatenate([np.arange(N), idx.ravel()])
     vals = np.concatenate([np.zeros(N), d2.ravel()])
@@ -77,21 +104,45 @@ def _check_common(X: np.ndarray, k: Optional[int], symmetrize: str) -> None:
         raise ValueError(f"symmetrize must be one of {SYMMETRIZE}; got {symmetrize!r}")
 
 
+def bgh_epsilon(d2_pairs: np.ndarray, n_points: int) -> tuple[float, float]:
+    """ε maximising d log S / d log ε, S(ε) = n_points + Σ exp(−d²/(2ε)) over the given non-self
+    pair d² (each point's self pair adds 1), scanned on a log₂ grid of step 1/4 from 2⁻²⁴ to 2⁸
+    times their median. Returns (ε, the maximal slope ≈ intrinsic dimension / 2)."""
+    d2 = np.asarray(d2_pairs, dtype=np.float64)
+    scale = 1.0
+    if d2.size > BGH_MAX_PAIRS:  # an even subsample; the sum is rescaled to the full count
+        step = -(-d2.size // BGH_MAX_PAIRS)
+        scale = d2.size / d2[::step].size
+        d2 = d2[::step]
+    med = float(np.median(d2)) if d2.size else 0.0
+    if not med > 0:
+        raise ValueError("the median neighbour distance is 0 (duplicate points); give epsilon explicitly")
+    log_eps = np.log(med) + np.log(2.0) * np.arange(-24.0, 8.0 + 1e-9, 0.25)
+    log_S = np.array([np.log(n_points + scale * np.exp(-d2 / (2.0 * np.exp(le))).sum()) for le in log_eps])
+    slope = np.gradient(log_S, log_eps)
+    best = int(np.argmax(slope))
+    return float(np.exp(log_eps[best])), float(slope[best])
+
+
 def assemble_kernel(rows: np.ndarray, cols: np.ndarray, d2: np.ndarray, N: int, *, epsilon: Union[float, str],
                     symmetrize: str, k: Optional[int], d2_kth: np.ndarray) -> GaussianKernel:
     """exp(−d²/(2ε)) on the given pairs (self pairs included), symmetrised; ε by the median rule
-    over the non-self pairs when ``epsilon == "median"``."""
+    over the non-self pairs when ``epsilon == "median"``, by the BGH slope rule for ``"bgh"``."""
     import scipy.sparse as sp
 
     if isinstance(epsilon, str):
-        if epsilon != "median":
-            raise ValueError(f"epsilon must be a positive number or 'median'; got {epsilon!r}")
-        eps = float(np.median(d2[rows != cols]))
-        if not eps > 0:
-            raise ValueError("the median neighbour distance is 0 (duplicate points); give epsilon explicitly")
+        if epsilon not in EPSILON_RULES:
+            raise ValueError(f"epsilon must be a positive number, 'median' or 'bgh'; got {epsilon!r}")
+        off = d2[rows != cols]
+        if epsilon == "bgh":
+            eps = bgh_epsilon(off, N)[0]
+        else:
+            eps = float(np.median(off)) if off.size else 0.0
+            if not eps > 0:
+                raise ValueError("the median neighbour distance is 0 (duplicate points); give epsilon explicitly")
     else:
         if isinstance(epsilon, bool) or not np.isfinite(epsilon) or epsilon <= 0:
-            raise ValueError(f"epsilon must be a positive number or 'median'; got {epsilon!r}")
+            raise ValueError(f"epsilon must be a positive number, 'median' or 'bgh'; got {epsilon!r}")
         eps = float(epsilon)
     K = sp.csr_matrix((np.exp(-d2 / (2.0 * eps)), (rows, cols)), shape=(N, N))
     K.sum_duplicates()
@@ -123,8 +174,9 @@ def knn_gaussian_kernel(points: Any, *, k: Optional[int] = 30, epsilon: Union[fl
     points : array_like, shape (N, D)
     k : int or None
         Neighbours per point (self excluded); None keeps every pair.
-    epsilon : float or "median"
-        K = exp(−d²/(2ε)); "median" takes the median non-self candidate d².
+    epsilon : float, "median" or "bgh"
+        K = exp(−d²/(2ε)); "median" takes the median non-self candidate d²; "bgh" the
+        Berry–Giannakis–Harlim maximal-slope ε over the candidate pairs.
     symmetrize : {"average", "max", "min"}
     num_threads : int, optional
 

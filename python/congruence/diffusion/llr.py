@@ -24,7 +24,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-__all__ = ["LLRSelection", "llr_selection"]
+__all__ = ["LLRSelection", "llr_selection", "top_residuals"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,13 @@ def _fit_values(Phi: np.ndarray, y: np.ndarray, eps_reg: float, include_self: bo
         coef = np.einsum("bkl,bl->bk", np.linalg.pinv(normal, rcond=rcond, hermitian=True), rhs)
         out[i0:i1] = coef[:, 0]
     return out
+
+
+def top_residuals(residuals: np.ndarray, intrinsic_dim: int) -> np.ndarray:
+    """0-based indices of the ``intrinsic_dim`` largest residuals (ties to the lower index), increasing."""
+    r = np.asarray(residuals)
+    order = np.lexsort((np.arange(r.size), -r))
+    return np.sort(order[:intrinsic_dim])
 
 
 def llr_selection(eigenvectors: Any, *, intrinsic_dim: int = 2, strategy: str = "dim", threshold: float = 0.9,
@@ -127,8 +134,7 @@ def llr_selection(eigenvectors: Any, *, intrinsic_dim: int = 2, strategy: str = 
         fit = _fit_values(Phi, y, eps_reg[k], include_self, rcond)
         r[k] = float(np.sqrt(np.sum((y - fit) ** 2) / np.sum(y ** 2)))
     if strategy == "dim":
-        order = np.lexsort((np.arange(m), -r))  # largest residual first, ties to the lower k
-        chosen = np.sort(order[:intrinsic_dim])
+        chosen = top_residuals(r, intrinsic_dim)
     else:
         chosen = np.nonzero(r > threshold)[0]
     return LLRSelection(residuals=r, selected=(chosen + 1).astype(np.int64), eps_reg=eps_reg)
