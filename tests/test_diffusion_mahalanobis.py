@@ -129,3 +129,25 @@ def test_compiled_squared_distances_and_the_screened_neighbours_are_exact():
     assert np.array_equal(kth, d2[700:].reshape(700, 12)[:, -1])
     with pytest.raises(ValueError, match="index out of range"):
         _cpu.squared_distance_pairs(X, np.array([0]), np.array([700]), np.empty(1), 1)
+
+
+def test_mahalanobis_invariance_in_two_dimensions():
+    """METHODS 8.6 (e): a nonlinear 3-D observation of a 2-D rectangle; Jacobian covariances."""
+    import congruence as cg
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(3000, 2)) * np.array([1.0, 0.5])
+    x1, x2 = x[:, 0], x[:, 1]
+    o = np.stack([np.exp(1.5 * x1), x2 * (1 + 2 * x1), 0.5 * x1 * np.sin(np.pi * x2)], 1)
+    J = np.zeros((3000, 3, 2))
+    J[:, 0, 0] = 1.5 * np.exp(1.5 * x1)
+    J[:, 1, 0], J[:, 1, 1] = 2 * x2, 1 + 2 * x1
+    J[:, 2, 0], J[:, 2, 1] = 0.5 * np.sin(np.pi * x2), 0.5 * np.pi * x1 * np.cos(np.pi * x2)
+    fac = factors_from_jacobians(J)
+    assert np.all(fac.rank == 2)
+    target = np.stack([np.cos(np.pi * x1), np.cos(2 * np.pi * x1), np.cos(2 * np.pi * x2)], 1)
+    maha = DiffusionMap(3, k=150, epsilon=1e-3).fit(o, factors=fac)
+    rho = cg.cca(maha.eigenvectors_[:, 1:4], target).rho
+    assert rho.min() >= 0.99
+    eucl = DiffusionMap(3, k=150).fit(o)
+    assert cg.cca(eucl.eigenvectors_[:, 1:4], target).rho.min() < 0.9
