@@ -211,6 +211,18 @@ void scan_bf16(const py::array& tile, std::int64_t i0, bool absolute, bool clip,
     scan_bf16_tile_two_sided(static_cast<const std::uint16_t*>(t.data), t.rs, bi, nb, i0, spec, rv, rows, cols, nt);
 }
 
+void self_join_py(const py::array_t<float, py::array::c_style>& left, const py::array_t<float, py::array::c_style>& right,
+                  std::int64_t tile_rows, const py::tuple& row_lists, const py::tuple& col_lists, int nt) {
+    if (left.ndim() != 2 || right.ndim() != 2 || left.shape(0) != right.shape(0) || left.shape(1) != right.shape(1))
+        throw std::invalid_argument("self_join_screen: left and right must be (Dp, N) float32 panels of one shape");
+    if (tile_rows < 1) throw std::invalid_argument("self_join_screen: tile_rows must be positive");
+    const std::int64_t Dp = left.shape(0), N = left.shape(1);
+    ScreenLists rows = screen_lists(row_lists, N, "row_lists");
+    ScreenLists cols = screen_lists(col_lists, N, "col_lists");
+    py::gil_scoped_release nogil;
+    self_join_screen(left.data(), right.data(), N, Dp, tile_rows, rows, cols, nt);
+}
+
 void finalize_py(const py::tuple& lists, std::int64_t n, int nt) {
     ScreenLists s = screen_lists(lists, n, "lists");
     py::gil_scoped_release nogil;
@@ -471,6 +483,8 @@ PYBIND11_MODULE(_cpu, m) {
     m.def("scan_bf16_two_sided", &scan_bf16, py::arg("tile"), py::arg("i0"), py::arg("absolute"), py::arg("clip"),
           py::arg("col_valid"), py::arg("row_valid"), py::arg("na"), py::arg("row_lists"), py::arg("col_lists"),
           py::arg("num_threads"));
+    m.def("self_join_screen", &self_join_py, py::arg("left"), py::arg("right"), py::arg("tile_rows"),
+          py::arg("row_lists"), py::arg("col_lists"), py::arg("num_threads"));
     m.def("finalize_screen_lists", &finalize_py, py::arg("lists"), py::arg("n"), py::arg("num_threads"));
     m.def("mahalanobis_pairs", &mahalanobis_py, py::arg("points"), py::arg("factors"), py::arg("rows"),
           py::arg("cols"), py::arg("out"), py::arg("num_threads"));

@@ -1,11 +1,15 @@
 #include "congruence/screen.hpp"
 
+#include "congruence/blas.hpp"
+
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 namespace congruence {
@@ -18,6 +22,11 @@ inline void widen(const std::uint16_t* __restrict src, std::int64_t n, float* __
 #pragma omp simd
     for (std::int64_t j = 0; j < n; ++j)
         dst[j] = __builtin_bit_cast(float, static_cast<std::uint32_t>(src[j]) << 16);
+}
+
+// float32 tiles (the kNN self-join screen) are copied, because keys are formed in place.
+inline void widen(const float* __restrict src, std::int64_t n, float* __restrict dst) {
+    std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(float));
 }
 
 // Keys of a widened row, in place.
@@ -60,12 +69,30 @@ inline void append(float* keys, std::int64_t* idx, std::int32_t& count, float& t
 // targets baseline x86-64); they sit outside the OpenMP regions so that the clones cover them.
 #define CONGRUENCE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
-// One row's list over the row's nb keys, compared against its threshold a chunk at a time.
-CONGRUENCE_CLONES
-void scan_row(const std::uint16_t* row, std::int64_t nb, const ReduceSpec& spec, float* buf,
-              float* keys, std::int64_t* idx, std::int32_t& count, float& threshold, std::int64_t k) {
-    widen(row, nb, buf);
-    to_keys(buf, nb, static_cast<float>(spec.lo), static_cast<float>(spec.hi), spec.absolute);
+// The keys of n tile entries: bfloat16 is widened and clamped into buf; a float32 tile (the kNN
+// screen, never clamped) is its own keys, read in place.
+template <class T>
+__attribute__((always_inline)) inline const float* keys_of(const T* src, std::int64_t n, const ReduceSpec& spec,
+                                                           float* buf) {
+    if constexpr (std::is_same_v<T, float>) {
+        (void)n, (void)spec, (void)buf;
+        return src;
+    } else {
+        widen(src, n, buf);
+        to_keys(buf, n, static_cast<float>(spec.lo), static_cast<float>(spec.hi), spec.absolute);
+        return buf;
+    }
+}
+
+// One row's list over the row's nb keys, compared against its threshold a chunk at a time; the
+// stored index of tile column j is j0 + j. (Templates on the tile type are inlined into the
+// per-type wrappers below, which carry the clones.)
+template <class T>
+__attribute__((always_inline)) inline void scan_row(const T* row, std::int64_t nb, std::int64_t j0,
+                                                    const ReduceSpec& spec, float* buf, float* keys,
+                                                    std::int64_t* idx, std::int32_t& count, float& threshold,
+                                                    std::int64_t k) {
+    const float* v = keys_of(row, nb, spec, buf);
     count = 0;
     threshold = -std::numeric_limits<float>::infinity();
     for (std::int64_t c0 = 0; c0 < nb; c0 += kChunk) {
@@ -73,35 +100,35 @@ void scan_row(const std::uint16_t* row, std::int64_t nb, const ReduceSpec& spec,
         const float t = threshold;
         int any = 0;
 #pragma omp simd reduction(| : any)
-        for (std::int64_t j = c0; j < c1; ++j) any |= buf[j] > t;
+        for (std::int64_t j = c0; j < c1; ++j) any |= v[j] > t;
         if (!any) continue;
         for (std::int64_t j = c0; j < c1; ++j) {
-            if (!(buf[j] > threshold)) continue;
+            if (!(v[j] > threshold)) continue;
             if (spec.col_valid && !spec.col_valid[j]) continue;
-            append(keys, idx, count, threshold, k, buf[j], j);
+            append(keys, idx, count, threshold, k, v[j], j0 + j);
         }
     }
     trim(keys, idx, count, threshold, k);
 }
 
 // Columns [c0, c1) of the tile into their lists; thr[j - c0] mirrors each list's threshold.
-CONGRUENCE_CLONES
-void scan_column_range(const std::uint16_t* tile, std::int64_t ld, std::int64_t bi, std::int64_t i0,
-                       std::int64_t c0, std::int64_t c1, const ReduceSpec& spec,
-                       const std::uint8_t* row_valid, const ScreenLists& cols, float* buf, float* thr,
-                       std::int32_t* hit) {
+template <class T>
+__attribute__((always_inline)) inline void scan_column_range(const T* tile, std::int64_t ld, std::int64_t bi,
+                                                             std::int64_t i0, std::int64_t c0, std::int64_t c1,
+                                                             const ReduceSpec& spec, const std::uint8_t* row_valid,
+                                                             const ScreenLists& cols, float* buf, float* thr,
+                                                             std::int32_t* hit) {
     const std::int64_t w = c1 - c0, k = cols.k, cap = 2 * k;
     for (std::int64_t j = 0; j < w; ++j) thr[j] = cols.threshold[c0 + j];
     for (std::int64_t r = 0; r < bi; ++r) {
         if (row_valid && !row_valid[i0 + r]) continue;
-        widen(tile + r * ld + c0, w, buf);
-        to_keys(buf, w, static_cast<float>(spec.lo), static_cast<float>(spec.hi), spec.absolute);
+        const float* v = keys_of(tile + r * ld + c0, w, spec, buf);
         for (std::int64_t a = 0; a < w; a += kChunk) {
             const std::int64_t b = std::min(w, a + kChunk);
             int any = 0;
 #pragma omp simd reduction(| : any)
             for (std::int64_t j = a; j < b; ++j) {
-                const std::int32_t h = buf[j] > thr[j];
+                const std::int32_t h = v[j] > thr[j];
                 hit[j - a] = h;
                 any |= h;
             }
@@ -110,9 +137,62 @@ void scan_column_range(const std::uint16_t* tile, std::int64_t ld, std::int64_t 
                 if (!hit[j - a]) continue;
                 const std::int64_t col = c0 + j;
                 append(cols.keys + col * cap, cols.idx + col * cap, cols.count[col], cols.threshold[col], k,
-                       buf[j], i0 + r);
+                       v[j], i0 + r);
                 thr[j] = cols.threshold[col];
             }
+        }
+    }
+}
+
+#define CONGRUENCE_SCAN_WRAPPERS(T, suffix)                                                                  \
+    CONGRUENCE_CLONES void scan_row_##suffix(const T* row, std::int64_t nb, std::int64_t j0, const ReduceSpec& spec, \
+                                             float* buf, float* keys, std::int64_t* idx, std::int32_t& count,     \
+                                             float& threshold, std::int64_t k) {                                  \
+        scan_row<T>(row, nb, j0, spec, buf, keys, idx, count, threshold, k);                                     \
+    }                                                                                                            \
+    CONGRUENCE_CLONES void scan_columns_##suffix(const T* tile, std::int64_t ld, std::int64_t bi, std::int64_t i0, \
+                                                 std::int64_t c0, std::int64_t c1, const ReduceSpec& spec,        \
+                                                 const std::uint8_t* row_valid, const ScreenLists& cols,           \
+                                                 float* buf, float* thr, std::int32_t* hit) {                     \
+        scan_column_range<T>(tile, ld, bi, i0, c0, c1, spec, row_valid, cols, buf, thr, hit);                    \
+    }
+
+CONGRUENCE_SCAN_WRAPPERS(std::uint16_t, bf16)
+CONGRUENCE_SCAN_WRAPPERS(float, f32)
+#undef CONGRUENCE_SCAN_WRAPPERS
+
+// Both sides of one tile: threads split the rows for the row lists, then the columns.
+template <class T>
+void scan_tile_two_sided(const T* tile, std::int64_t ld, std::int64_t bi, std::int64_t nb, std::int64_t i0,
+                         std::int64_t j0, const ReduceSpec& spec, const std::uint8_t* row_valid,
+                         const ScreenLists& rows, const ScreenLists& cols, int num_threads) {
+#pragma omp parallel num_threads(num_threads)
+    {
+        std::vector<float> buf(static_cast<std::size_t>(nb));
+#pragma omp for schedule(static)
+        for (std::int64_t r = 0; r < bi; ++r)
+            if constexpr (std::is_same_v<T, float>)
+                scan_row_f32(tile + r * ld, nb, j0, spec, buf.data(), rows.keys + r * 2 * rows.k,
+                             rows.idx + r * 2 * rows.k, rows.count[r], rows.threshold[r], rows.k);
+            else
+                scan_row_bf16(tile + r * ld, nb, j0, spec, buf.data(), rows.keys + r * 2 * rows.k,
+                              rows.idx + r * 2 * rows.k, rows.count[r], rows.threshold[r], rows.k);
+        // Contiguous column ranges per thread, a multiple of 64 wide.
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const std::int64_t span = ((nb + nt - 1) / nt + kChunk - 1) / kChunk * kChunk;
+        const std::int64_t c0 = std::min(nb, t * span), c1 = std::min(nb, c0 + span);
+        // Column blocks whose lists stay in L2 while every tile row passes over them (inserts land
+        // on random columns: unblocked, each one missed cache, 5x the cost of the whole scan).
+        constexpr std::int64_t kColumnBlock = 512;
+        std::vector<float> root(static_cast<std::size_t>(kColumnBlock));
+        std::vector<std::int32_t> hit(kChunk);
+        for (std::int64_t b0 = c0; b0 < c1; b0 += kColumnBlock) {
+            const std::int64_t b1 = std::min(c1, b0 + kColumnBlock);
+            if constexpr (std::is_same_v<T, float>)
+                scan_columns_f32(tile, ld, bi, i0, b0, b1, spec, row_valid, cols, buf.data(), root.data(), hit.data());
+            else
+                scan_columns_bf16(tile, ld, bi, i0, b0, b1, spec, row_valid, cols, buf.data(), root.data(),
+                                  hit.data());
         }
     }
 }
@@ -137,25 +217,48 @@ void scan_bf16_tile_two_sided(const std::uint16_t* tile, std::int64_t ld, std::i
                               std::int64_t nb, std::int64_t i0, const ReduceSpec& spec,
                               const std::uint8_t* row_valid, const ScreenLists& rows,
                               const ScreenLists& cols, int num_threads) {
+    scan_tile_two_sided(tile, ld, bi, nb, i0, 0, spec, row_valid, rows, cols, num_threads);
+}
+
+void self_join_screen(const float* left, const float* right, std::int64_t N, std::int64_t Dp,
+                      std::int64_t tile_rows, const ScreenLists& rows, const ScreenLists& cols, int num_threads) {
+    if (!blas_ready()) throw std::logic_error("self_join_screen: BLAS not initialised");
+    const std::int64_t bmax = std::min(tile_rows, N);
+    std::vector<float> tile(static_cast<std::size_t>(bmax * N));
+    ReduceSpec spec;  // keys are the tile values: no clamp, no |.|
+    spec.k = rows.k;
+    const std::int64_t rcap = 2 * rows.k, ccap = 2 * cols.k;
+    constexpr std::int64_t kColumnBlock = 512;
 #pragma omp parallel num_threads(num_threads)
     {
-        std::vector<float> buf(static_cast<std::size_t>(nb));
-#pragma omp for schedule(static)
-        for (std::int64_t r = 0; r < bi; ++r)
-            scan_row(tile + r * ld, nb, spec, buf.data(), rows.keys + r * 2 * rows.k, rows.idx + r * 2 * rows.k,
-                     rows.count[r], rows.threshold[r], rows.k);
-        // Contiguous column ranges per thread, a multiple of 64 wide.
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        const std::int64_t span = ((nb + nt - 1) / nt + kChunk - 1) / kChunk * kChunk;
-        const std::int64_t c0 = std::min(nb, t * span), c1 = std::min(nb, c0 + span);
-        // Column blocks whose lists stay in L2 while every tile row passes over them (inserts land
-        // on random columns: unblocked, each one missed cache, 5x the cost of the whole scan).
-        constexpr std::int64_t kColumnBlock = 512;
-        std::vector<float> root(static_cast<std::size_t>(kColumnBlock));
+        std::vector<float> thr(static_cast<std::size_t>(kColumnBlock));
         std::vector<std::int32_t> hit(kChunk);
-        for (std::int64_t b0 = c0; b0 < c1; b0 += kColumnBlock)
-            scan_column_range(tile, ld, bi, i0, b0, std::min(c1, b0 + kColumnBlock), spec, row_valid, cols,
-                              buf.data(), root.data(), hit.data());
+        for (std::int64_t i0 = 0; i0 < N; i0 += tile_rows) {
+            const std::int64_t bi = std::min(tile_rows, N - i0), nb = N - i0;
+            float* T = tile.data();
+            // Each thread forms its own column slice of the tile (single-threaded BLAS), masks the
+            // diagonal block's lower triangle and diagonal, and feeds the slice's column lists.
+            const std::int64_t span = ((nb + nt - 1) / nt + kChunk - 1) / kChunk * kChunk;
+            const std::int64_t c0 = std::min(nb, t * span), c1 = std::min(nb, c0 + span);
+            if (c1 > c0) {
+                gemm_tn(bi, c1 - c0, Dp, left + i0, N, right + i0 + c0, N, 0.0f, T + c0, nb);
+                for (std::int64_t r = 0; r < bi; ++r)
+                    for (std::int64_t c = c0; c < std::min(c1, r + 1); ++c)
+                        T[r * nb + c] = -std::numeric_limits<float>::infinity();
+                const ScreenLists shifted{cols.k, cols.keys + i0 * ccap, cols.idx + i0 * ccap, cols.count + i0,
+                                          cols.threshold + i0};
+                for (std::int64_t b0 = c0; b0 < c1; b0 += kColumnBlock)
+                    scan_columns_f32(T, nb, bi, i0, b0, std::min(c1, b0 + kColumnBlock), spec, nullptr, shifted,
+                                     nullptr, thr.data(), hit.data());
+            }
+#pragma omp barrier
+#pragma omp for schedule(static)
+            for (std::int64_t r = 0; r < bi; ++r)
+                scan_row_f32(T + r * nb, nb, i0, spec, nullptr, rows.keys + (i0 + r) * rcap,
+                             rows.idx + (i0 + r) * rcap, rows.count[i0 + r], rows.threshold[i0 + r], rows.k);
+            // the loop's implicit barrier: every row is read before the next tile overwrites it
+        }
     }
 }
 

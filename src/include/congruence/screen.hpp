@@ -37,6 +37,17 @@ void scan_bf16_tile_two_sided(const std::uint16_t* tile, std::int64_t ld, std::i
                               const std::uint8_t* row_valid, const ScreenLists& rows,
                               const ScreenLists& cols, int num_threads);
 
+// The kNN candidates of a self-join from the upper triangle of one float32 product (see
+// python/congruence/_knn_screen.py): left and right are the lifted panels [a, -h, 1] and
+// [a, 1, -h] stored feature-major (Dp x N, row stride N), so tile (i, j) = -d²_ij / 2. Tiles of
+// tile_rows rows cover columns j >= i0 with the diagonal block's j <= i masked; rows[i] collects
+// i's best partners j > i, cols[j] its best partners i < j (both n = N lists, fresh, keys
+// descending). Inside one parallel region each thread forms its own column slice of a tile with a
+// single-threaded BLAS call and feeds that slice's column lists; after a barrier the threads split
+// the tile's rows. Row lists are final on return, column lists need finalize_lists.
+void self_join_screen(const float* left, const float* right, std::int64_t N, std::int64_t Dp,
+                      std::int64_t tile_rows, const ScreenLists& rows, const ScreenLists& cols, int num_threads);
+
 // out[e] = sum_k At[rows[e], k] * Bt[cols[e], k] for feature-major float32 panels (na x K and
 // nb x K, row strides lda / ldb): float32 products summed over 1024 samples, then in double
 // (the engine's float32 policy). Pairs sorted by row reuse the cached row of At.
