@@ -35,9 +35,9 @@ def _lifted_panels(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a = points - points.mean(axis=0)
     h = 0.5 * np.einsum("ij,ij->i", a, a)
     left = np.empty((D + 2, N), np.float32)
+    left[:D] = a.T  # the one strided (transposing) copy
     right = np.empty((D + 2, N), np.float32)
-    left[:D] = a.T
-    right[:D] = a.T
+    right[:D] = left[:D]
     left[D], left[D + 1] = -h, 1.0
     right[D], right[D + 1] = 1.0, -h
     return left, right

@@ -116,8 +116,7 @@ template <class T>
 __attribute__((always_inline)) inline void scan_column_range(const T* tile, std::int64_t ld, std::int64_t bi,
                                                              std::int64_t i0, std::int64_t c0, std::int64_t c1,
                                                              const ReduceSpec& spec, const std::uint8_t* row_valid,
-                                                             const ScreenLists& cols, float* buf, float* thr,
-                                                             std::int32_t* hit) {
+                                                             const ScreenLists& cols, float* buf, float* thr) {
     const std::int64_t w = c1 - c0, k = cols.k, cap = 2 * k;
     for (std::int64_t j = 0; j < w; ++j) thr[j] = cols.threshold[c0 + j];
     for (std::int64_t r = 0; r < bi; ++r) {
@@ -127,14 +126,11 @@ __attribute__((always_inline)) inline void scan_column_range(const T* tile, std:
             const std::int64_t b = std::min(w, a + kChunk);
             int any = 0;
 #pragma omp simd reduction(| : any)
-            for (std::int64_t j = a; j < b; ++j) {
-                const std::int32_t h = v[j] > thr[j];
-                hit[j - a] = h;
-                any |= h;
-            }
+            for (std::int64_t j = a; j < b; ++j) any |= v[j] > thr[j];
             if (!any) continue;
+            // Re-comparing is exact: an append changes only its own column's threshold.
             for (std::int64_t j = a; j < b; ++j) {
-                if (!hit[j - a]) continue;
+                if (!(v[j] > thr[j])) continue;
                 const std::int64_t col = c0 + j;
                 append(cols.keys + col * cap, cols.idx + col * cap, cols.count[col], cols.threshold[col], k,
                        v[j], i0 + r);
@@ -153,8 +149,8 @@ __attribute__((always_inline)) inline void scan_column_range(const T* tile, std:
     CONGRUENCE_CLONES void scan_columns_##suffix(const T* tile, std::int64_t ld, std::int64_t bi, std::int64_t i0, \
                                                  std::int64_t c0, std::int64_t c1, const ReduceSpec& spec,        \
                                                  const std::uint8_t* row_valid, const ScreenLists& cols,           \
-                                                 float* buf, float* thr, std::int32_t* hit) {                     \
-        scan_column_range<T>(tile, ld, bi, i0, c0, c1, spec, row_valid, cols, buf, thr, hit);                    \
+                                                 float* buf, float* thr) {                                        \
+        scan_column_range<T>(tile, ld, bi, i0, c0, c1, spec, row_valid, cols, buf, thr);                         \
     }
 
 CONGRUENCE_SCAN_WRAPPERS(std::uint16_t, bf16)
@@ -185,14 +181,12 @@ void scan_tile_two_sided(const T* tile, std::int64_t ld, std::int64_t bi, std::i
         // on random columns: unblocked, each one missed cache, 5x the cost of the whole scan).
         constexpr std::int64_t kColumnBlock = 512;
         std::vector<float> root(static_cast<std::size_t>(kColumnBlock));
-        std::vector<std::int32_t> hit(kChunk);
         for (std::int64_t b0 = c0; b0 < c1; b0 += kColumnBlock) {
             const std::int64_t b1 = std::min(c1, b0 + kColumnBlock);
             if constexpr (std::is_same_v<T, float>)
-                scan_columns_f32(tile, ld, bi, i0, b0, b1, spec, row_valid, cols, buf.data(), root.data(), hit.data());
+                scan_columns_f32(tile, ld, bi, i0, b0, b1, spec, row_valid, cols, buf.data(), root.data());
             else
-                scan_columns_bf16(tile, ld, bi, i0, b0, b1, spec, row_valid, cols, buf.data(), root.data(),
-                                  hit.data());
+                scan_columns_bf16(tile, ld, bi, i0, b0, b1, spec, row_valid, cols, buf.data(), root.data());
         }
     }
 }
@@ -233,7 +227,6 @@ void self_join_screen(const float* left, const float* right, std::int64_t N, std
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         std::vector<float> thr(static_cast<std::size_t>(kColumnBlock));
-        std::vector<std::int32_t> hit(kChunk);
         for (std::int64_t i0 = 0; i0 < N; i0 += tile_rows) {
             const std::int64_t bi = std::min(tile_rows, N - i0), nb = N - i0;
             float* T = tile.data();
@@ -250,7 +243,7 @@ void self_join_screen(const float* left, const float* right, std::int64_t N, std
                                           cols.threshold + i0};
                 for (std::int64_t b0 = c0; b0 < c1; b0 += kColumnBlock)
                     scan_columns_f32(T, nb, bi, i0, b0, std::min(c1, b0 + kColumnBlock), spec, nullptr, shifted,
-                                     nullptr, thr.data(), hit.data());
+                                     nullptr, thr.data());
             }
 #pragma omp barrier
 #pragma omp for schedule(static)

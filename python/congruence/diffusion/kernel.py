@@ -54,7 +54,7 @@ class GaussianKernel:
 
 def screen_margin(k: int) -> int:
     """Extra float32 candidates per point kept for the float64 recheck."""
-    return max(8, k // 2)
+    return max(8, k // 4)
 
 
 def _neighbours(points: np.ndarray, k: Optional[int], num_threads: Optional[int]):
