@@ -15,6 +15,7 @@
 #include "congruence/gram_accumulate.hpp"
 #include "congruence/pairwise.hpp"
 #include "congruence/mahalanobis.hpp"
+#include "congruence/popcount.hpp"
 #include "congruence/screen.hpp"
 
 namespace py = pybind11;
@@ -302,6 +303,26 @@ void mahalanobis_py(const py::array_t<double, py::array::c_style>& O, const py::
     mahalanobis_pairs(O.data(), O.shape(0), O.shape(1), F.data(), F.shape(1), rows.data(), cols.data(), n, o, nt);
 }
 
+void gram_popcount_py(const py::array_t<std::uint64_t, py::array::c_style>& A, py::array& out, int nt) {
+    if (A.ndim() != 2) throw std::invalid_argument("gram_popcount: A must be (K, W) uint64 words");
+    const std::int64_t K = A.shape(0), W = A.shape(1);
+    std::int64_t* o = exact_out<std::int64_t>(out, K * K, "out");
+    py::gil_scoped_release nogil;
+    gram_popcount(A.data(), K, W, o, nt);
+}
+
+void gram_equal_sliced_py(const py::array_t<std::uint64_t, py::array::c_style>& planes,
+                          const py::array_t<std::uint64_t, py::array::c_style>& valid, py::array& out, int nt) {
+    if (planes.ndim() != 3 || planes.shape(0) < 1)
+        throw std::invalid_argument("gram_equal_sliced: planes must be (P >= 1, K, W) uint64 words");
+    const std::int64_t P = planes.shape(0), K = planes.shape(1), W = planes.shape(2);
+    if (valid.ndim() != 1 || valid.shape(0) != W)
+        throw std::invalid_argument("gram_equal_sliced: valid must have one word per plane word");
+    std::int64_t* o = exact_out<std::int64_t>(out, K * K, "out");
+    py::gil_scoped_release nogil;
+    gram_equal_sliced(planes.data(), P, K, W, valid.data(), o, nt);
+}
+
 void squared_distances_py(const py::array_t<double, py::array::c_style>& O,
                           const py::array_t<std::int64_t, py::array::c_style>& rows,
                           const py::array_t<std::int64_t, py::array::c_style>& cols, py::array& out, int nt) {
@@ -488,6 +509,9 @@ PYBIND11_MODULE(_cpu, m) {
     m.def("finalize_screen_lists", &finalize_py, py::arg("lists"), py::arg("n"), py::arg("num_threads"));
     m.def("mahalanobis_pairs", &mahalanobis_py, py::arg("points"), py::arg("factors"), py::arg("rows"),
           py::arg("cols"), py::arg("out"), py::arg("num_threads"));
+    m.def("gram_popcount", &gram_popcount_py, py::arg("A"), py::arg("out"), py::arg("num_threads"));
+    m.def("gram_equal_sliced", &gram_equal_sliced_py, py::arg("planes"), py::arg("valid"), py::arg("out"),
+          py::arg("num_threads"));
     m.def("squared_distance_pairs", &squared_distances_py, py::arg("points"), py::arg("rows"), py::arg("cols"),
           py::arg("out"), py::arg("num_threads"));
     m.def("candidate_graph", &candidate_graph_py, py::arg("row_lists"), py::arg("p"), py::arg("col_lists"),
