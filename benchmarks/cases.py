@@ -521,6 +521,7 @@ from . import p5 as _p5  # noqa: E402
 from . import p6 as _p6  # noqa: E402
 from . import p7 as _p7  # noqa: E402
 from . import p8 as _p8  # noqa: E402
+from . import p9 as _p9  # noqa: E402
 
 CASES: dict = {
     "P1": build_p1,
@@ -537,6 +538,8 @@ CASES: dict = {
     "P7B": _p7.build("P7B"),
     "P8A": _p8.build("P8A"),
     "P8B": _p8.build("P8B"),
+    "P9A": _p9.build("P9A"),
+    "P9B": _p9.build("P9B"),
 }
 
 DESCRIPTIONS: dict = {
@@ -554,4 +557,6 @@ DESCRIPTIONS: dict = {
     "P7B": "the same over M=1M samples streamed in batches of 100k, ours only (time vs the Gram-pass floor)",
     "P8A": "diffusion map N=20k, D=512, k=32, m=10, end to end: vs pure-PyTorch cdist/topk/lobpcg (+ peers); >= 5x",
     "P8B": "the same at N=100k, ours only; target <= 120 s",
+    "P9A": "top-1 agreement matrix, K=1000 models x n=100k examples, 10 classes: bit-sliced popcount vs torch; >= 10x",
+    "P9B": "Cohen's kappa error-consistency matrix, same sizes: popcount vs one float32 torch product; >= 10x",
 }

@@ -323,6 +323,23 @@ void gram_equal_sliced_py(const py::array_t<std::uint64_t, py::array::c_style>& 
     gram_equal_sliced(planes.data(), P, K, W, valid.data(), o, nt);
 }
 
+template <class T>
+void pack_planes_typed(const py::array& labels, std::int64_t P, py::array& out, int nt) {
+    auto L = py::array_t<T, py::array::c_style>::ensure(labels);
+    if (!L || L.ndim() != 2) throw std::invalid_argument("pack_label_planes: labels must be a (K, n) array");
+    const std::int64_t K = L.shape(0), n = L.shape(1), W = (n + 63) / 64;
+    std::uint64_t* o = exact_out<std::uint64_t>(out, P * K * W, "out");
+    py::gil_scoped_release nogil;
+    pack_label_planes<T>(L.data(), K, n, P, o, nt);
+}
+
+void pack_planes_py(const py::array& labels, std::int64_t P, py::array& out, int nt) {
+    if (P < 1 || P > 62) throw std::invalid_argument("pack_label_planes: planes must be in [1, 62]");
+    if (py::isinstance<py::array_t<std::int32_t>>(labels)) return pack_planes_typed<std::int32_t>(labels, P, out, nt);
+    if (py::isinstance<py::array_t<std::int64_t>>(labels)) return pack_planes_typed<std::int64_t>(labels, P, out, nt);
+    throw std::invalid_argument("pack_label_planes: labels must be int32 or int64");
+}
+
 void squared_distances_py(const py::array_t<double, py::array::c_style>& O,
                           const py::array_t<std::int64_t, py::array::c_style>& rows,
                           const py::array_t<std::int64_t, py::array::c_style>& cols, py::array& out, int nt) {
@@ -509,6 +526,8 @@ PYBIND11_MODULE(_cpu, m) {
     m.def("finalize_screen_lists", &finalize_py, py::arg("lists"), py::arg("n"), py::arg("num_threads"));
     m.def("mahalanobis_pairs", &mahalanobis_py, py::arg("points"), py::arg("factors"), py::arg("rows"),
           py::arg("cols"), py::arg("out"), py::arg("num_threads"));
+    m.def("pack_label_planes", &pack_planes_py, py::arg("labels"), py::arg("planes"), py::arg("out"),
+          py::arg("num_threads"));
     m.def("gram_popcount", &gram_popcount_py, py::arg("A"), py::arg("out"), py::arg("num_threads"));
     m.def("gram_equal_sliced", &gram_equal_sliced_py, py::arg("planes"), py::arg("valid"), py::arg("out"),
           py::arg("num_threads"));

@@ -220,3 +220,14 @@ def test_recorder_evaluates_a_torch_model_and_rejects_a_shuffled_loader():
     shuffled = torch.utils.data.DataLoader(ds, batch_size=32, shuffle=True, generator=g)
     with pytest.raises(ValueError, match="unshuffled"):
         rec.evaluate(model, shuffled, 0, 1)
+
+
+def test_torch_baselines_equal_ours():
+    torch = pytest.importorskip("torch")
+    from congruence.baselines import agreement_matrix_torch, error_consistency_torch
+
+    rng = np.random.default_rng(9)
+    P = rng.integers(0, 7, (30, 999))
+    assert np.allclose(agreement_matrix_torch(torch.from_numpy(P), 7).numpy(), agreement_matrix(P), atol=1e-15)
+    C = rng.random((30, 999)) < 0.6
+    assert np.allclose(error_consistency_torch(torch.from_numpy(C)).numpy(), error_consistency(C).kappa, atol=1e-12)

@@ -15,6 +15,7 @@ from .pairwise import correlation, correlation_pairs, max_correlation, topk_corr
 from .stats import ColumnStats, column_stats
 from .comparison import Comparison, compare, compare_activations
 from .matching import NeuronMatching, linear_assignment, match_neurons
+from .agreement import agreement_matrix, error_consistency
 from .diffusion import DiffusionMap, transformation
 from .subspace import SubspaceMatch, max_match, maximal_epsilon, minimal_epsilon, simple_match
 from .similarity import (
@@ -25,6 +26,8 @@ from .similarity import (
 from ._cpu import version as __version__
 
 __all__ = [
+    "agreement_matrix",
+    "error_consistency",
     "DiffusionMap",
     "transformation",
     "linear_assignment",

@@ -31,6 +31,8 @@ __all__ = [
     "minibatch_cka",
     "max_match_lstsq",
     "diffusion_map_torch",
+    "agreement_matrix_torch",
+    "error_consistency_torch",
 ]
 
 from ._cka_baselines import (  # noqa: E402  (all-layer-pair CKA: benchmark P6)
@@ -42,6 +44,7 @@ from ._cka_baselines import (  # noqa: E402  (all-layer-pair CKA: benchmark P6)
 )
 from ._subspace_baselines import max_match_lstsq  # noqa: E402  (subspace match by lstsq: benchmark P7)
 from ._diffusion_baselines import diffusion_map_torch  # noqa: E402  (diffusion maps: benchmark P8)
+from ._agreement_baselines import agreement_matrix_torch, error_consistency_torch  # noqa: E402,E501  (agreement: P9)
 
 _METRICS = ("pearson", "cosine", "covariance")
 _KNN_METRICS = ("sqeuclidean", "inner", "cosine")

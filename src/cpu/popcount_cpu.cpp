@@ -190,4 +190,28 @@ void gram_equal_sliced(const std::uint64_t* planes, std::int64_t P, std::int64_t
     }
 }
 
+template <class T>
+void pack_label_planes(const T* labels, std::int64_t K, std::int64_t n, std::int64_t P, std::uint64_t* planes,
+                       int num_threads) {
+    const std::int64_t W = (n + 63) / 64, plane = K * W;
+#pragma omp parallel for num_threads(num_threads) schedule(static)
+    for (std::int64_t i = 0; i < K; ++i) {
+        const T* row = labels + i * n;
+        for (std::int64_t w = 0; w < W; ++w) {
+            const std::int64_t x0 = w * 64, x1 = std::min(n, x0 + 64);
+            for (std::int64_t p = 0; p < P; ++p) {
+                std::uint64_t word = 0;
+                for (std::int64_t x = x0; x < x1; ++x)
+                    word |= static_cast<std::uint64_t>((static_cast<std::uint64_t>(row[x]) >> p) & 1u) << (x - x0);
+                planes[p * plane + i * W + w] = word;
+            }
+        }
+    }
+}
+
+template void pack_label_planes<std::int32_t>(const std::int32_t*, std::int64_t, std::int64_t, std::int64_t,
+                                              std::uint64_t*, int);
+template void pack_label_planes<std::int64_t>(const std::int64_t*, std::int64_t, std::int64_t, std::int64_t,
+                                              std::uint64_t*, int);
+
 }  // namespace congruence

@@ -5,6 +5,8 @@ where no plane differs (the compiled equality counts, ``_cpu.gram_equal_sliced``
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 __all__ = ["n_words", "pack_rows", "unpack_rows", "bit_planes", "valid_words"]
@@ -37,8 +39,17 @@ def valid_words(n: int) -> np.ndarray:
     return pack_rows(np.ones(int(n), dtype=bool))
 
 
-def bit_planes(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """Integer labels (K, n) in [0, n_classes) -> planes (P, K, ⌈n/64⌉), P = max(1, ⌈log₂ n_classes⌉)."""
+def bit_planes(labels: np.ndarray, n_classes: int, num_threads: Optional[int] = None) -> np.ndarray:
+    """Integer labels (K, n) in [0, n_classes) -> planes (P, K, ⌈n/64⌉), P = max(1, ⌈log₂ n_classes⌉)
+    (compiled: one pass over the labels)."""
+    from .. import _cpu
+    from .._resources import resolve_threads
+
     L = np.asarray(labels)
+    if L.dtype not in (np.int32, np.int64):
+        L = L.astype(np.int64)
+    L = np.ascontiguousarray(L)
     P = max(1, int(np.ceil(np.log2(max(2, int(n_classes))))))
-    return np.ascontiguousarray(np.stack([pack_rows(((L >> p) & 1).astype(bool)) for p in range(P)]))
+    out = np.empty((P, L.shape[0], n_words(L.shape[1])), np.uint64)
+    _cpu.pack_label_planes(L, P, out, resolve_threads(num_threads))
+    return out

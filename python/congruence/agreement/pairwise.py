@@ -68,9 +68,10 @@ def agreement_matrix(predictions: Any, *, n_classes: Optional[int] = None,
     if C < 1 or P.max() >= C:
         raise ValueError(f"n_classes={n_classes} but a label is {int(P.max())}")
     K, n = P.shape
-    planes = bit_planes(P.astype(np.int64), C)
+    threads = resolve_threads(num_threads)
+    planes = bit_planes(P, C, threads)
     out = np.empty((K, K), np.int64)
-    _cpu.gram_equal_sliced(planes, valid_words(n), out, resolve_threads(num_threads))
+    _cpu.gram_equal_sliced(planes, valid_words(n), out, threads)
     return out / n
 
 

@@ -19,4 +19,10 @@ void gram_popcount(const std::uint64_t* A, std::int64_t K, std::int64_t W, std::
 void gram_equal_sliced(const std::uint64_t* planes, std::int64_t P, std::int64_t K, std::int64_t W,
                        const std::uint64_t* valid, std::int64_t* out, int num_threads);
 
+// Bit-slices labels (K x n, row-major, values in [0, 2^P)) into P planes of K x W words
+// (W = ceil(n / 64)): bit b of word w of plane p, row i = bit p of labels[i, 64 w + b]; padding 0.
+template <class T>
+void pack_label_planes(const T* labels, std::int64_t K, std::int64_t n, std::int64_t P, std::uint64_t* planes,
+                       int num_threads);
+
 }  // namespace congruence
