@@ -118,11 +118,14 @@ void store_tile(const std::vector<std::int64_t>& c, std::int64_t i0, std::int64_
         }
 }
 
-}  // namespace
-
-void gram_popcount(const std::uint64_t* A, std::int64_t K, std::int64_t W, std::int64_t* out, int num_threads) {
+// The driver both Grams share: 64 x 64 tile pairs of the upper triangle under a dynamic schedule,
+// word chunks of `chunk` words, R x Q register blocks by `block` (AVX-512, when `vec`) or pair by
+// pair by `pair` (edges and CPUs without VPOPCNTQ); blocks wholly below a diagonal tile's
+// diagonal are skipped (store_tile mirrors the upper part).
+template <int R, int Q, class Block, class Pair>
+void upper_gram(std::int64_t K, std::int64_t W, std::int64_t chunk, bool vec, std::int64_t* out, int num_threads,
+                Block block, Pair pair) {
     const auto pairs = tile_pairs(K);
-    const bool vec = has_avx512_popcount();
 #pragma omp parallel num_threads(num_threads)
     {
         std::vector<std::int64_t> c(static_cast<std::size_t>(kTile * kTile));
@@ -131,20 +134,20 @@ void gram_popcount(const std::uint64_t* A, std::int64_t K, std::int64_t W, std::
             const std::int64_t i0 = pairs[t].first, j0 = pairs[t].second;
             const std::int64_t i1 = std::min(K, i0 + kTile), j1 = std::min(K, j0 + kTile);
             std::fill(c.begin(), c.end(), 0);
-            for (std::int64_t w0 = 0; w0 < W; w0 += kWordChunk) {
-                const std::int64_t w1 = std::min(W, w0 + kWordChunk);
-                for (std::int64_t r = i0; r < i1; r += 4)
-                    // in a diagonal tile the blocks left of the diagonal are mirrors: start at r
-                    for (std::int64_t q = i0 == j0 ? r : j0; q < j1; q += 4) {
-                        if (vec && r + 4 <= i1 && q + 4 <= j1) {
-                            std::int64_t acc[4][4] = {};
-                            and_block_4x4(A, W, r, q, w0, w1, acc);
-                            for (int a = 0; a < 4; ++a)
-                                for (int b = 0; b < 4; ++b) c[(r + a - i0) * kTile + (q + b - j0)] += acc[a][b];
+            for (std::int64_t w0 = 0; w0 < W; w0 += chunk) {
+                const std::int64_t w1 = std::min(W, w0 + chunk);
+                for (std::int64_t r = i0; r < i1; r += R)
+                    for (std::int64_t q = j0; q < j1; q += Q) {
+                        if (i0 == j0 && q + Q - 1 < r) continue;
+                        if (vec && r + R <= i1 && q + Q <= j1) {
+                            std::int64_t acc[R][Q] = {};
+                            block(r, q, w0, w1, acc);
+                            for (int x = 0; x < R; ++x)
+                                for (int y = 0; y < Q; ++y) c[(r + x - i0) * kTile + (q + y - j0)] += acc[x][y];
                         } else {
-                            for (std::int64_t a = r; a < std::min(i1, r + 4); ++a)
-                                for (std::int64_t b = q; b < std::min(j1, q + 4); ++b)
-                                    c[(a - i0) * kTile + (b - j0)] += and_count(A + a * W, A + b * W, w0, w1);
+                            for (std::int64_t x = r; x < std::min(i1, r + R); ++x)
+                                for (std::int64_t y = q; y < std::min(j1, q + Q); ++y)
+                                    c[(x - i0) * kTile + (y - j0)] += pair(x, y, w0, w1);
                         }
                     }
             }
@@ -153,41 +156,32 @@ void gram_popcount(const std::uint64_t* A, std::int64_t K, std::int64_t W, std::
     }
 }
 
+}  // namespace
+
+void gram_popcount(const std::uint64_t* A, std::int64_t K, std::int64_t W, std::int64_t* out, int num_threads) {
+    upper_gram<4, 4>(
+        K, W, kWordChunk, has_avx512_popcount(), out, num_threads,
+        [&](std::int64_t r, std::int64_t q, std::int64_t w0, std::int64_t w1, std::int64_t (&acc)[4][4]) {
+            and_block_4x4(A, W, r, q, w0, w1, acc);
+        },
+        [&](std::int64_t x, std::int64_t y, std::int64_t w0, std::int64_t w1) {
+            return and_count(A + x * W, A + y * W, w0, w1);
+        });
+}
+
 void gram_equal_sliced(const std::uint64_t* planes, std::int64_t P, std::int64_t K, std::int64_t W,
                        const std::uint64_t* valid, std::int64_t* out, int num_threads) {
-    const auto pairs = tile_pairs(K);
-    const bool vec = has_avx512_popcount();
     const std::int64_t plane = K * W;
-#pragma omp parallel num_threads(num_threads)
-    {
-        std::vector<std::int64_t> c(static_cast<std::size_t>(kTile * kTile));
-#pragma omp for schedule(dynamic, 1)
-        for (std::int64_t t = 0; t < static_cast<std::int64_t>(pairs.size()); ++t) {
-            const std::int64_t i0 = pairs[t].first, j0 = pairs[t].second;
-            const std::int64_t i1 = std::min(K, i0 + kTile), j1 = std::min(K, j0 + kTile);
-            std::fill(c.begin(), c.end(), 0);
-            const std::int64_t chunk = std::max<std::int64_t>(8, kWordChunk / std::max<std::int64_t>(1, P) / 8 * 8);
-            for (std::int64_t w0 = 0; w0 < W; w0 += chunk) {
-                const std::int64_t w1 = std::min(W, w0 + chunk);
-                for (std::int64_t r = i0; r < i1; r += 2)
-                    for (std::int64_t q = j0; q < j1; q += 4) {
-                        if (i0 == j0 && q + 3 < r) continue;  // below the diagonal: a mirror
-                        if (vec && r + 2 <= i1 && q + 4 <= j1) {
-                            std::int64_t acc[2][4] = {};
-                            equal_block_2x4(planes, P, K, W, valid, r, q, w0, w1, acc);
-                            for (int a = 0; a < 2; ++a)
-                                for (int b = 0; b < 4; ++b) c[(r + a - i0) * kTile + (q + b - j0)] += acc[a][b];
-                        } else {
-                            for (std::int64_t a = r; a < std::min(i1, r + 2); ++a)
-                                for (std::int64_t b = q; b < std::min(j1, q + 4); ++b)
-                                    c[(a - i0) * kTile + (b - j0)] +=
-                                        equal_count(planes, P, plane, planes + a * W, planes + b * W, valid, w0, w1);
-                        }
-                    }
-            }
-            store_tile(c, i0, i1, j0, j1, K, out);
-        }
-    }
+    // P planes per word: shorter chunks keep the same bytes in cache
+    const std::int64_t chunk = std::max<std::int64_t>(8, kWordChunk / std::max<std::int64_t>(1, P) / 8 * 8);
+    upper_gram<2, 4>(
+        K, W, chunk, has_avx512_popcount(), out, num_threads,
+        [&](std::int64_t r, std::int64_t q, std::int64_t w0, std::int64_t w1, std::int64_t (&acc)[2][4]) {
+            equal_block_2x4(planes, P, K, W, valid, r, q, w0, w1, acc);
+        },
+        [&](std::int64_t x, std::int64_t y, std::int64_t w0, std::int64_t w1) {
+            return equal_count(planes, P, plane, planes + x * W, planes + y * W, valid, w0, w1);
+        });
 }
 
 template <class T>

@@ -12,8 +12,13 @@
   0.5}, with the maximal ε, dead neurons and self / untrained controls
   (``python -m congruence.examples.digits_subspace``; results in
   ``docs/examples/digits_subspace.md``).
+- :mod:`congruence.examples.digits_agreement`: two ensembles of 20 MLPs and one of 10 CNNs, every
+  epoch's correctness recorded — the TP-agreement histogram against the independence null,
+  all-or-none fractions, learning-order constancy within and across architectures, the superset
+  test, agreement and κ (``python -m congruence.examples.digits_agreement``; results in
+  ``docs/examples/digits_agreement.md``).
 
 Nothing here is imported by ``import congruence``; import the submodule you need.
 """
 
-__all__ = ["digits", "digits_matching", "digits_subspace"]
+__all__ = ["digits", "digits_matching", "digits_subspace", "digits_agreement"]
