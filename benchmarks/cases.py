@@ -522,6 +522,7 @@ from . import p6 as _p6  # noqa: E402
 from . import p7 as _p7  # noqa: E402
 from . import p8 as _p8  # noqa: E402
 from . import p9 as _p9  # noqa: E402
+from . import p10 as _p10  # noqa: E402
 
 CASES: dict = {
     "P1": build_p1,
@@ -540,6 +541,7 @@ CASES: dict = {
     "P8B": _p8.build("P8B"),
     "P9A": _p9.build("P9A"),
     "P9B": _p9.build("P9B"),
+    "P10": _p10.build,
 }
 
 DESCRIPTIONS: dict = {
@@ -559,4 +561,5 @@ DESCRIPTIONS: dict = {
     "P8B": "the same at N=100k, ours only; target <= 120 s",
     "P9A": "top-1 agreement matrix, K=1000 models x n=100k examples, 10 classes: bit-sliced popcount vs torch; >= 10x",
     "P9B": "Cohen's kappa error-consistency matrix, same sizes: popcount vs one float32 torch product; >= 10x",
+    "P10": "top-8 correlation self-join n=200k, m=1024 through Dask on 2 local workers vs the single-process engine; overhead <= 15%",
 }
