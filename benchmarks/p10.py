@@ -69,8 +69,7 @@ def build(ctx) -> H.Plan:
         t = time.perf_counter()
         single(X[:, :b], X[:, b:2 * b], K, num_threads=1)
         t_block = time.perf_counter() - t
-        blocks = SPLITS * SPLITS - SPLITS  # the diagonal blocks are self-joins of one block: same cost
-        blocks += SPLITS
+        blocks = SPLITS * SPLITS  # a diagonal block (a self-join of one block) costs the same as the others
         d = rec["sides"]["ours"].get("median_s")
         rest = max(0.0, d - math.ceil(blocks / 2) * t_block) if d else None
         ex = rec["extra"]

@@ -16,6 +16,9 @@ namespace congruence {
 namespace {
 
 constexpr std::int64_t kChunk = 64;
+// Column blocks whose lists stay in L2 while every tile row passes over them (inserts land on
+// random columns: unblocked, each one missed cache, 5x the cost of the whole scan).
+constexpr std::int64_t kColumnBlock = 512;
 
 // bfloat16 is the top half of a float32: widening is a shift.
 inline void widen(const std::uint16_t* __restrict src, std::int64_t n, float* __restrict dst) {
@@ -157,40 +160,6 @@ CONGRUENCE_SCAN_WRAPPERS(std::uint16_t, bf16)
 CONGRUENCE_SCAN_WRAPPERS(float, f32)
 #undef CONGRUENCE_SCAN_WRAPPERS
 
-// Both sides of one tile: threads split the rows for the row lists, then the columns.
-template <class T>
-void scan_tile_two_sided(const T* tile, std::int64_t ld, std::int64_t bi, std::int64_t nb, std::int64_t i0,
-                         std::int64_t j0, const ReduceSpec& spec, const std::uint8_t* row_valid,
-                         const ScreenLists& rows, const ScreenLists& cols, int num_threads) {
-#pragma omp parallel num_threads(num_threads)
-    {
-        std::vector<float> buf(static_cast<std::size_t>(nb));
-#pragma omp for schedule(static)
-        for (std::int64_t r = 0; r < bi; ++r)
-            if constexpr (std::is_same_v<T, float>)
-                scan_row_f32(tile + r * ld, nb, j0, spec, buf.data(), rows.keys + r * 2 * rows.k,
-                             rows.idx + r * 2 * rows.k, rows.count[r], rows.threshold[r], rows.k);
-            else
-                scan_row_bf16(tile + r * ld, nb, j0, spec, buf.data(), rows.keys + r * 2 * rows.k,
-                              rows.idx + r * 2 * rows.k, rows.count[r], rows.threshold[r], rows.k);
-        // Contiguous column ranges per thread, a multiple of 64 wide.
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        const std::int64_t span = ((nb + nt - 1) / nt + kChunk - 1) / kChunk * kChunk;
-        const std::int64_t c0 = std::min(nb, t * span), c1 = std::min(nb, c0 + span);
-        // Column blocks whose lists stay in L2 while every tile row passes over them (inserts land
-        // on random columns: unblocked, each one missed cache, 5x the cost of the whole scan).
-        constexpr std::int64_t kColumnBlock = 512;
-        std::vector<float> root(static_cast<std::size_t>(kColumnBlock));
-        for (std::int64_t b0 = c0; b0 < c1; b0 += kColumnBlock) {
-            const std::int64_t b1 = std::min(c1, b0 + kColumnBlock);
-            if constexpr (std::is_same_v<T, float>)
-                scan_columns_f32(tile, ld, bi, i0, b0, b1, spec, row_valid, cols, buf.data(), root.data());
-            else
-                scan_columns_bf16(tile, ld, bi, i0, b0, b1, spec, row_valid, cols, buf.data(), root.data());
-        }
-    }
-}
-
 CONGRUENCE_CLONES
 double dot_f32(const float* a, const float* b, std::int64_t K) {
     constexpr std::int64_t chunk = 1024;
@@ -211,7 +180,22 @@ void scan_bf16_tile_two_sided(const std::uint16_t* tile, std::int64_t ld, std::i
                               std::int64_t nb, std::int64_t i0, const ReduceSpec& spec,
                               const std::uint8_t* row_valid, const ScreenLists& rows,
                               const ScreenLists& cols, int num_threads) {
-    scan_tile_two_sided(tile, ld, bi, nb, i0, 0, spec, row_valid, rows, cols, num_threads);
+#pragma omp parallel num_threads(num_threads)
+    {
+        std::vector<float> buf(static_cast<std::size_t>(nb));
+#pragma omp for schedule(static)
+        for (std::int64_t r = 0; r < bi; ++r)
+            scan_row_bf16(tile + r * ld, nb, 0, spec, buf.data(), rows.keys + r * 2 * rows.k,
+                          rows.idx + r * 2 * rows.k, rows.count[r], rows.threshold[r], rows.k);
+        // Contiguous column ranges per thread, a multiple of 64 wide.
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const std::int64_t span = ((nb + nt - 1) / nt + kChunk - 1) / kChunk * kChunk;
+        const std::int64_t c0 = std::min(nb, t * span), c1 = std::min(nb, c0 + span);
+        std::vector<float> thr(static_cast<std::size_t>(kColumnBlock));
+        for (std::int64_t b0 = c0; b0 < c1; b0 += kColumnBlock)
+            scan_columns_bf16(tile, ld, bi, i0, b0, std::min(c1, b0 + kColumnBlock), spec, row_valid, cols,
+                              buf.data(), thr.data());
+    }
 }
 
 void self_join_screen(const float* left, const float* right, std::int64_t N, std::int64_t Dp,
@@ -222,7 +206,6 @@ void self_join_screen(const float* left, const float* right, std::int64_t N, std
     ReduceSpec spec;  // keys are the tile values: no clamp, no |.|
     spec.k = rows.k;
     const std::int64_t rcap = 2 * rows.k, ccap = 2 * cols.k;
-    constexpr std::int64_t kColumnBlock = 512;
 #pragma omp parallel num_threads(num_threads)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();

@@ -77,8 +77,9 @@ class CorrectnessRecorder:
         self.store = CorrectnessStore(n_networks, n_checkpoints, lab.size, predictions=keep_predictions,
                                       network_names=network_names, labels=self.labels)
 
-    def record(self, network: int, checkpoint: int, outputs: Any, *, indices: Optional[Any] = None) -> None:
-        """Record a batch: ``outputs`` for the examples ``indices`` (default: all examples, in order)."""
+    def record(self, network: int, checkpoint: int, outputs: Any, *, indices: Optional[Any] = None) -> np.ndarray:
+        """Record a batch: ``outputs`` for the examples ``indices`` (default: all examples, in order).
+        Returns the batch's correctness (bool)."""
         out = _to_numpy(outputs)
         idx = None if indices is None else _to_numpy(indices).astype(np.int64).ravel()
         lab = self.labels if idx is None else self.labels[idx] if idx.size and idx.min() >= 0 and \
@@ -92,6 +93,7 @@ class CorrectnessRecorder:
         correct, pred = top_k_correct(out, lab, self.top_k)
         self.store.set(network, checkpoint, correct, indices=idx,
                        predictions=pred if self.store.predictions is not None else None)
+        return correct
 
     def evaluate(self, model: Any, loader: Any, network: int, checkpoint: int, *, device: Any = None) -> float:
         """Run ``model`` (eval mode, no grad) over ``loader`` and record; returns the accuracy.
@@ -115,9 +117,7 @@ class CorrectnessRecorder:
                         raise ValueError("the loader's labels differ from the recorder's at these positions: use an "
                                          "unshuffled loader, or yield (inputs, labels, indices)")
                     out = model(x if device is None else x.to(device))
-                    self.record(network, checkpoint, out, indices=idx)
-                    c, _ = top_k_correct(_to_numpy(out), y, self.top_k)
-                    hits += int(c.sum())
+                    hits += int(self.record(network, checkpoint, out, indices=idx).sum())
                     total += len(y)
         finally:
             model.train(was)
