@@ -161,14 +161,27 @@ def feature_panel(
     Constant features (zero norm for cosine) get z = 0 and are reported per ``zero_var``.
     """
     arr = h.array
-    n = arr.shape[0]
     mom = moments(arr, h.code, num_threads, h.name)
+    shift, scale, invalid = feature_scaling(mom, metric, ddof=ddof, zero_var=zero_var, name=h.name)
+    out = np.empty(arr.shape, dtype=dtype)
+    _cpu.standardize(arr, h.code, None, shift, scale, out, num_threads)
+    return Panel(out, invalid, mom)
+
+
+def feature_scaling(mom: ColumnMoments, metric: str, *, ddof: int, zero_var: str,
+                    name: str) -> tuple[Optional[np.ndarray], np.ndarray, Optional[np.ndarray]]:
+    """(shift, scale, invalid) of a feature panel from its columns' moments: z = (x - shift)·scale.
+
+    Applies the ``zero_var`` policy (warning or ValueError naming ``name``). Shared by the
+    in-memory panels and the Dask layer, whose moments are merged over sample chunks.
+    """
+    n = mom.n
     invalid = None
     if metric == "covariance":
         if isinstance(ddof, bool) or not isinstance(ddof, (int, np.integer)) or not (0 <= ddof < n):
             raise ValueError(f"ddof must satisfy 0 <= ddof < n_samples ({n}); got {ddof!r}")
         shift = mom.mean
-        scale = np.full(arr.shape[1], 1.0 / math.sqrt(n - ddof))
+        scale = np.full(mom.mean.shape[0], 1.0 / math.sqrt(n - ddof))
     else:
         if metric == "pearson":
             bad = mom.constant()
@@ -178,10 +191,8 @@ def feature_panel(
             bad = mom.sumsq == 0
             shift = None
             scale = inverse_sqrt(mom.sumsq, bad)
-        invalid = _apply_zero_var(bad, zero_var, h.name, metric)
-    out = np.empty(arr.shape, dtype=dtype)
-    _cpu.standardize(arr, h.code, None, shift, np.ascontiguousarray(scale), out, num_threads)
-    return Panel(out, invalid, mom)
+        invalid = _apply_zero_var(bad, zero_var, name, metric)
+    return shift, np.ascontiguousarray(scale), invalid
 
 
 def _apply_zero_var(bad: np.ndarray, zero_var: str, name: str, metric: str) -> Optional[np.ndarray]:

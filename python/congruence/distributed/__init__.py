@@ -17,6 +17,7 @@ is active (a ``dask.distributed.Client`` when one exists) and returned as numpy 
 """
 
 from .cross_stats import cross_stats
-from .pairwise import topk_correlation
+from .neighbors import knn
+from .pairwise import correlation, correlation_pairs, max_correlation, topk_correlation
 
-__all__ = ["topk_correlation", "cross_stats"]
+__all__ = ["correlation", "topk_correlation", "max_correlation", "correlation_pairs", "knn", "cross_stats"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 
 def require_dask() -> Any:
     try:
@@ -17,7 +19,6 @@ def require_dask() -> Any:
 def check_dask_matrix(A: Any, name: str) -> Any:
     """A 2-D floating (or integer) dask array, or ValueError naming the argument."""
     import dask.array as da
-    import numpy as np
 
     if not isinstance(A, da.Array):
         raise ValueError(f"{name} must be a dask.array.Array; got {type(A).__name__} (use congruence's "
@@ -29,6 +30,12 @@ def check_dask_matrix(A: Any, name: str) -> Any:
     if not (np.issubdtype(A.dtype, np.floating) or np.issubdtype(A.dtype, np.integer)):
         raise ValueError(f"{name} must have a real numeric dtype; got {A.dtype}")
     return A
+
+
+def check_int(value: Any, name: str, lo: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}; got {value!r}")
+    return int(value)
 
 
 def tree_reduce(items: Sequence[Any], combine: Callable[[Any, Any], Any], split_every: int = 2) -> Any:
