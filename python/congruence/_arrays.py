@@ -533,6 +533,11 @@ def as_array(x: Any, name: str, stream: Optional[int] = None) -> "HostArray | De
     return as_host_array(x, name)
 
 
+def is_dask_array(x: Any) -> bool:
+    """A dask collection (checked by type, so dask is never imported here)."""
+    return x is not None and type(x).__module__.startswith("dask.") and hasattr(x, "__dask_graph__")
+
+
 def inputs_on_device(**named: Any) -> bool:
     """True when the (non-None) arrays are all on a GPU, False when all are on the host.
 

@@ -10,7 +10,7 @@ import numpy as np
 from . import _cpu
 from . import _cuda_engine as CE
 from . import _engine as E
-from ._arrays import HostArray, as_host_array, check_matrix, inputs_on_device, is_device, wrap_like
+from ._arrays import HostArray, as_host_array, check_matrix, inputs_on_device, is_dask_array, is_device, wrap_like
 from ._resources import blas_threads, format_bytes, MemoryBudgetError, resolve_memory_limit, resolve_threads
 from ._xp import NUMPY, namespace_of
 
@@ -133,6 +133,8 @@ class CrossStats:
         -------
         self
         """
+        if is_dask_array(X) or is_dask_array(Y):
+            return self._update_dask(X, Y)
         on_device = inputs_on_device(X=X, Y=Y)
         if self._gxy is not None and on_device != (self._xp.device is not None):
             raise ValueError(
@@ -173,6 +175,16 @@ class CrossStats:
         self._b += b
         self._n += hx.shape[0]
         return self
+
+    def _update_dask(self, X: Any, Y: Any) -> "CrossStats":
+        """Dask inputs: a tree of per-sample-chunk states on the cluster, merged into this one."""
+        from .distributed._dispatch import features_pair
+        from .distributed.cross_stats import cross_stats
+
+        X, Y = features_pair(X, Y)
+        part = cross_stats(X, Y, cross_only=self.cross_only, precision=self.precision, shift_x=self._sx,
+                           shift_y=self._sy, num_threads=self._threads)
+        return self.merge(part)
 
     def _start(self, hx: HostArray, hy: HostArray) -> None:
         p, q = hx.shape[1], hy.shape[1]

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _cuda_engine as CE
 from . import _engine as E
-from ._arrays import as_host_array, check_matrix, inputs_on_device, wrap_like
+from ._arrays import as_host_array, check_matrix, inputs_on_device, is_dask_array, wrap_like
 from ._resources import blas_threads, resolve_memory_limit, resolve_threads
 
 __all__ = ["knn"]
@@ -61,6 +61,11 @@ def knn(
     points, so distances much smaller than the spread of the data are resolved less precisely than
     with explicit differences; use ``precision="float64"`` when that matters.
     """
+    if is_dask_array(P) or is_dask_array(Q):
+        from .distributed import _dispatch
+
+        return _dispatch.points(P, Q, k, metric=metric, exclude_self=exclude_self, precision=precision,
+                                memory_limit=memory_limit, num_threads=num_threads)
     if inputs_on_device(P=P, Q=Q):
         return CE.knn(P, Q, k, metric=metric, exclude_self=exclude_self, precision=precision,
                       memory_limit=memory_limit, num_threads=num_threads)

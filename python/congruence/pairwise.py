@@ -64,7 +64,7 @@ import numpy as np
 
 from . import _cuda_engine as CE
 from . import _engine as E
-from ._arrays import HostArray, as_host_array, check_matrix, inputs_on_device, wrap_like
+from ._arrays import HostArray, as_host_array, check_matrix, inputs_on_device, is_dask_array, wrap_like
 from ._resources import blas_threads, resolve_memory_limit, resolve_threads
 
 __all__ = ["correlation", "topk_correlation", "max_correlation", "correlation_pairs"]
@@ -157,6 +157,11 @@ def correlation(
         In the caller's array type and device (numpy, torch, cupy), dtype float64 for
         ``precision="float64"``, else float32. Pearson and cosine values are clipped to [-1, 1].
     """
+    if is_dask_array(X) or is_dask_array(Y):
+        from .distributed import _dispatch
+
+        return _dispatch.features("correlation", X, Y, metric=metric, precision=precision, ddof=ddof,
+                                  zero_var=zero_var, memory_limit=memory_limit, num_threads=num_threads)
     if inputs_on_device(X=X, Y=Y):
         return CE.correlation(X, Y, metric=metric, precision=precision, ddof=ddof, zero_var=zero_var,
                               memory_limit=memory_limit, num_threads=num_threads)
@@ -227,6 +232,12 @@ def topk_correlation(
     """
     if axis not in (0, 1):
         raise ValueError(f"axis must be 0 or 1; got {axis!r}")
+    if is_dask_array(X) or is_dask_array(Y):
+        from .distributed import _dispatch
+
+        return _dispatch.features("topk_correlation", X, Y, k, absolute=absolute, axis=axis,
+                                  exclude_self=exclude_self, metric=metric, precision=precision, ddof=ddof,
+                                  zero_var=zero_var, memory_limit=memory_limit, num_threads=num_threads)
     if inputs_on_device(X=X, Y=Y):
         return CE.topk_correlation(X, Y, k, absolute=bool(absolute), axis=axis, exclude_self=exclude_self,
                                    metric=metric, precision=precision, ddof=ddof, zero_var=zero_var,
@@ -318,6 +329,12 @@ def correlation_pairs(
     """
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) or not np.isfinite(threshold):
         raise ValueError(f"threshold must be a finite number; got {threshold!r}")
+    if is_dask_array(X) or is_dask_array(Y):
+        from .distributed import _dispatch
+
+        return _dispatch.features("correlation_pairs", X, Y, threshold, absolute=absolute, exclude_self=exclude_self,
+                                  max_pairs=max_pairs, metric=metric, precision=precision, ddof=ddof,
+                                  zero_var=zero_var, memory_limit=memory_limit, num_threads=num_threads)
     if inputs_on_device(X=X, Y=Y):
         return CE.correlation_pairs(X, Y, threshold, absolute=bool(absolute), exclude_self=exclude_self,
                                     max_pairs=max_pairs, metric=metric, precision=precision, ddof=ddof,

@@ -24,7 +24,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import _engine as E
-from .._arrays import BFLOAT16, as_host_array, check_matrix, inputs_on_device
+from .._arrays import BFLOAT16, as_host_array, check_matrix, inputs_on_device, is_dask_array
 from .._xp import namespace_of
 from ..cross_stats import CrossStats
 
@@ -236,7 +236,8 @@ def gather(X: Any, Y: Any, stats: Any, *, measure: str, min_n: int) -> "Data | B
         missing = "X" if X is None else "Y"
         raise TypeError(f"{measure}: {missing} is required (an array of shape (n_samples, n_features)), "
                         "unless a streamed state is given as stats=")
-    if inputs_on_device(X=X, Y=Y):
+    if inputs_on_device(X=X, Y=Y) or is_dask_array(X) or is_dask_array(Y):
+        # GPU data never leave the device; dask data are reduced to a state on the cluster.
         cs = device_cross_stats(X, Y, measure, min_n)
         return Blocks.from_cross_stats(cs)
     (x, ex), (y, ey) = _float64_copy(X, "X"), _float64_copy(Y, "Y")
@@ -254,7 +255,8 @@ def check_samples(nx: int, ny: int, measure: str, min_n: int) -> None:
 
 
 def device_cross_stats(X: Any, Y: Any, measure: str, min_n: int) -> CrossStats:
-    """A float64 CrossStats accumulated on the inputs' GPU (the data never leave the device)."""
+    """A float64 CrossStats accumulated where the inputs live: on their GPU, or over a dask array's
+    sample chunks on the cluster (the data never leave the device / the workers)."""
     shape_x, shape_y = tuple(getattr(X, "shape", ())), tuple(getattr(Y, "shape", ()))
     if len(shape_x) == 2 and len(shape_y) == 2:
         check_samples(int(shape_x[0]), int(shape_y[0]), measure, min_n)

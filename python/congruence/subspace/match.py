@@ -30,6 +30,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .._arrays import is_dask_array
 from ..cross_stats import CrossStats
 from .gram import SubspaceGram, subspace_gram
 from .span import factor_span, span_residuals
@@ -177,7 +178,9 @@ def _problem(X: Any, Y: Any, stats: Optional[CrossStats], gram: Optional[Subspac
             raise ValueError(f"gram must be a SubspaceGram; got {type(gram).__name__}")
         return _Problem(gram, None)
     g = subspace_gram(X, Y, stats=stats, affine=affine, num_threads=num_threads)
-    return _Problem(g, None if stats is not None else (_host(X), _host(Y)))
+    # Dask inputs are reduced on the cluster like a streamed state: no host copy for re-checks.
+    streamed = stats is not None or is_dask_array(X) or is_dask_array(Y)
+    return _Problem(g, None if streamed else (_host(X), _host(Y)))
 
 
 def _host(A: Any) -> np.ndarray:
