@@ -1,4 +1,6 @@
-"""P10: top-k correlation through Dask against the single-process engine (issue 9).
+"""P10 and P10R: top-k correlation through Dask against the single-process engine (issue 9).
+
+P10 (the issue's case, the gather route):
 
 n_x = n_y = 200,000 features over m = 1,024 samples (float32), k = 8, a self-join. Ours:
 ``congruence.distributed.topk_correlation`` on a ``dask.distributed.LocalCluster`` of this
@@ -22,40 +24,50 @@ import numpy as np
 from . import harness as H
 
 P10_SIZES = {"full": (1024, 200_000), "quick": (1024, 30_000), "smoke": (64, 2000)}  # (samples, features)
+#: P10R: (samples, features, row chunk, column chunk)
+P10R_SIZES = {"full": (262_144, 4096, 32_768, 2048), "quick": (32_768, 2048, 4096, 1024),
+              "smoke": (512, 256, 128, 128)}
 K = 8
 SPLITS = 8  # column chunks per side
 
 
-def build(ctx) -> H.Plan:
-    m, n = P10_SIZES[ctx.mode]
+def _no_dask(name: str, n: int, m: int):
     try:
-        import dask.array as da
-        import distributed
+        import dask.array  # noqa: F401
+        import distributed  # noqa: F401
     except ImportError as exc:
-        return H.Plan(name="P10", title="top-k correlation through Dask", size=f"n={n}, m={m}",
+        return H.Plan(name=name, title="top-k correlation through Dask", size=f"n={n}, m={m}",
                       ours_not_run=f"dask is not installed ({exc}); pip install congruence[dask]",
                       base_not_run="needs the same data set-up")
-    from congruence import topk_correlation as single
-    from congruence.distributed import topk_correlation as distributed_topk
+    return None
 
+
+def _data(ctx, m: int, n: int) -> np.ndarray:
     rng = np.random.default_rng(ctx.seed + 100)
     Z = rng.standard_normal((m, 32), dtype=np.float32)
-    X = Z @ rng.standard_normal((32, n), dtype=np.float32) + rng.standard_normal((m, n), dtype=np.float32)
+    return Z @ rng.standard_normal((32, n), dtype=np.float32) + rng.standard_normal((m, n), dtype=np.float32)
+
+
+def _cluster(X: np.ndarray, chunks: tuple):
+    """Two single-threaded worker processes on loopback, the data persisted on them (not timed)."""
+    import dask.array as da
+    import distributed
+
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                        dashboard_address=None, silence_logs=40)
     client = distributed.Client(cluster)
     t0 = time.perf_counter()
-    Xd = da.from_array(X, chunks=(m, -(-n // SPLITS))).persist()
+    Xd = da.from_array(X, chunks=chunks).persist()
     distributed.wait(Xd)
-    load_s = time.perf_counter() - t0
-    cache: dict = {}
 
-    def ours():
-        return distributed_topk(Xd, None, K)
+    def teardown():
+        client.close()
+        cluster.close()
 
-    def base():
-        return single(X, None, K, num_threads=ctx.threads)
+    return Xd, time.perf_counter() - t0, teardown
 
+
+def _checker(cache: dict):
     def check(side, res):
         cache[side] = (np.asarray(res[0]), np.asarray(res[1]))
         out = {}
@@ -63,6 +75,30 @@ def build(ctx) -> H.Plan:
             out["identical_indices"] = bool(np.array_equal(cache["ours"][1], cache["baseline"][1]))
             out["max_abs_err"] = float(np.max(np.abs(cache["ours"][0] - cache["baseline"][0])))
         return out
+
+    return check
+
+
+def build(case: str):
+    return {"P10": build_gather, "P10R": build_reduce}[case]
+
+
+def build_gather(ctx) -> H.Plan:
+    m, n = P10_SIZES[ctx.mode]
+    skip = _no_dask("P10", n, m)
+    if skip is not None:
+        return skip
+    from congruence import topk_correlation as single
+    from congruence.distributed import topk_correlation as distributed_topk
+
+    X = _data(ctx, m, n)
+    Xd, load_s, teardown = _cluster(X, (m, -(-n // SPLITS)))
+
+    def ours():
+        return distributed_topk(Xd, None, K)
+
+    def base():
+        return single(X, None, K, num_threads=ctx.threads)
 
     def finalize(rec):
         b = -(-n // SPLITS)
@@ -82,22 +118,60 @@ def build(ctx) -> H.Plan:
                             f"{ex['estimated_64_workers_s']:.1f} s (ceil(blocks/workers) x t_block + this run's "
                             "remainder)")
 
-    def teardown():
-        client.close()
-        cluster.close()
-
     return H.Plan(
         name="P10",
         title=f"top-{K} correlation self-join through Dask (2 local workers) vs the single-process engine",
         size=f"n_x=n_y={n}, m={m}, {SPLITS}x{SPLITS} output blocks",
         params={"m": m, "n": n, "k": K, "splits": SPLITS, "workers": 2},
-        ours=ours, base=base, check=check,
+        ours=ours, base=base, check=_checker({}),
         flops=2.0 * m * n * n,
         targets=[H.Target(ctx.label("single / dask >= 1/1.15 (overhead <= 15%)"), lambda rec: rec.get("ratio"),
                           ">=", 1 / 1.15),
                  H.Target(ctx.label("identical top-k lists"), _identical, ">=", 1.0)],
         repeats_cap={"full": 2, "quick": 3, "smoke": 1}[ctx.mode],
         time_budget_s={"full": 2400.0, "quick": 120.0, "smoke": 20.0}[ctx.mode],
+        finalize=finalize,
+        teardown=teardown,
+    )
+
+
+def build_reduce(ctx) -> H.Plan:
+    m, n, rows, cols = P10R_SIZES[ctx.mode]
+    skip = _no_dask("P10R", n, m)
+    if skip is not None:
+        return skip
+    from congruence import topk_correlation as single
+    from congruence.distributed import topk_correlation as distributed_topk
+
+    X = _data(ctx, m, n)
+    Xd, load_s, teardown = _cluster(X, (rows, cols))
+    blocks = -(-n // cols)
+
+    def ours():
+        return distributed_topk(Xd, None, K, samples="reduce")
+
+    def base():
+        return single(X, None, K, num_threads=ctx.threads)
+
+    def finalize(rec):
+        rec["extra"]["load_s"] = load_s
+        rec["notes"].append(f"{m // rows} row chunks of {rows} samples x {blocks} column chunks of {cols}: "
+                            f"{blocks * blocks} output blocks, {(m // rows) * blocks * blocks} partial products of "
+                            f"{cols} x {cols} float64; data persisted on the workers in {load_s:.1f} s (not timed)")
+
+    return H.Plan(
+        name="P10R",
+        title=f"top-{K} correlation self-join of sample-chunked data, Dask reduce route (2 local workers) vs the "
+              "single-process engine",
+        size=f"m={m} in row chunks of {rows}, n={n} in column chunks of {cols}",
+        params={"m": m, "n": n, "k": K, "row_chunk": rows, "column_chunk": cols, "workers": 2},
+        ours=ours, base=base, check=_checker({}),
+        flops=2.0 * m * n * n,
+        targets=[H.Target(ctx.label("single / dask >= 1/1.15 (overhead <= 15%)"), lambda rec: rec.get("ratio"),
+                          ">=", 1 / 1.15),
+                 H.Target(ctx.label("identical top-k lists"), _identical, ">=", 1.0)],
+        repeats_cap={"full": 3, "quick": 3, "smoke": 1}[ctx.mode],
+        time_budget_s={"full": 900.0, "quick": 120.0, "smoke": 20.0}[ctx.mode],
         finalize=finalize,
         teardown=teardown,
     )

@@ -246,12 +246,16 @@ def point_panels(
     metric: str,
     dtype: np.dtype,
     num_threads: int,
+    centre: Optional[np.ndarray] = None,
 ) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
     """Lay points out as (d, n) panels for kNN.
 
     Returns (A, B, col_bias, row_norm2). For sqeuclidean both sets are centred by the reference
     mean (distances unchanged, cancellation removed; METHODS.md §1.5), col_bias = -||b||²/2 so that
-    the engine ranks aᵀb - ||b||²/2, and d² = ||a||² - 2·value afterwards.
+    the engine ranks aᵀb - ||b||²/2, and d² = ||a||² - 2·value afterwards. ``centre`` replaces the
+    reference mean (the Dask layer passes the mean of the whole reference set, so that blocks of it
+    are centred alike and equal points get equal distances); the caller has then checked the
+    inputs for NaN/Inf.
     """
     # Each input is read by exactly one statistics pass, the one its metric needs; that pass also
     # rejects NaN/Inf.
@@ -263,9 +267,12 @@ def point_panels(
 
         A = unit(hp)
         return A, (A if hq is None else unit(hq)), None, None
-    mu = moments(hp.array, hp.code, num_threads, hp.name).mean  # per dimension
-    if hq is not None:
-        mu = moments(hq.array, hq.code, num_threads, hq.name).mean  # centre by the reference set
+    if centre is not None and metric == "sqeuclidean":
+        mu = np.ascontiguousarray(centre, dtype=np.float64)
+    else:
+        mu = moments(hp.array, hp.code, num_threads, hp.name).mean  # per dimension
+        if hq is not None:
+            mu = moments(hq.array, hq.code, num_threads, hq.name).mean  # centre by the reference set
     if metric == "inner":
         A = _transpose_panel(hp, dtype, num_threads)
         return A, (A if hq is None else _transpose_panel(hq, dtype, num_threads)), None, None

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _cuda_engine as CE
 from . import _engine as E
-from ._arrays import as_host_array, check_matrix, inputs_on_device, is_dask_array, wrap_like
+from ._arrays import HostArray, as_host_array, check_matrix, inputs_on_device, is_dask_array, wrap_like
 from ._resources import blas_threads, resolve_memory_limit, resolve_threads
 
 __all__ = ["knn"]
@@ -85,9 +85,19 @@ def knn(
     n_q = n_p if hq is None else hq.shape[0]
     exclude = E.exclusion(exclude_self, hq is None, n_p, n_q, points=True)
     k = E.resolve_k(k, n_q - (1 if exclude else 0))
+    values, indices = host_knn(hp, hq, k, metric=metric, exclude=exclude, dtype=dtype, threads=threads, budget=budget)
+    return wrap_like(values, hp), wrap_like(indices, hp)
+
+
+def host_knn(hp: HostArray, hq: Optional[HostArray], k: int, *, metric: str, exclude: bool, dtype: np.dtype,
+             threads: int, budget: int, centre: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+    """The CPU kNN on validated inputs (``hq`` None: a self-join); ``centre`` as in
+    :func:`congruence._engine.point_panels`. Returns numpy (values, indices)."""
+    n_p = hp.shape[0]
+    n_q = n_p if hq is None else hq.shape[0]
     widths = [n_p] + ([] if hq is None else [n_q])
     E.check_fits(E.estimate_panel_bytes(hp.shape[1], widths, dtype), budget, "the transposed copies of the points")
-    A, B, bias, a_norm2 = E.point_panels(hp, hq, metric, dtype, threads)
+    A, B, bias, a_norm2 = E.point_panels(hp, hq, metric, dtype, threads, centre)
     plan = E.plan_reduction(n_p, n_q, A.shape[0], dtype, threads, budget,
                             E.panel_bytes(A, B) + n_p * k * (dtype.itemsize + 8), k * 24)
     with blas_threads(1):
@@ -98,4 +108,4 @@ def knn(
         values = d2.astype(dtype)
         E.canonical_order(values, indices, descending=False)  # rounding in d² can create ties
     values[indices < 0] = np.nan
-    return wrap_like(values, hp), wrap_like(indices, hp)
+    return values, indices

@@ -83,10 +83,10 @@ def resolve_dtype(precision: Optional[str], *arrays: Any) -> np.dtype:
     return np.dtype(precision)
 
 
-def wants_gather(samples: str, task_memory: float, gathered_bytes: int, split: bool) -> bool:
+def wants_gather(samples: str, task_memory: float, gathered_bytes: int, split: bool, *, name: str = "samples") -> bool:
     from .. import _engine as E
 
-    E.check_choice(samples, SAMPLE_ROUTES, "samples")
+    E.check_choice(samples, SAMPLE_ROUTES, name)
     if isinstance(task_memory, bool) or not isinstance(task_memory, (int, float, np.integer, np.floating)) \
             or not task_memory > 0:
         raise ValueError(f"task_memory must be a positive number of bytes; got {task_memory!r}")
@@ -97,8 +97,9 @@ def wants_gather(samples: str, task_memory: float, gathered_bytes: int, split: b
 
 def prepare_features(X: Any, Y: Any, *, metric: str, precision: Optional[str], ddof: int, zero_var: str,
                      exclude: bool, samples: str, task_memory: float, split_every: int,
-                     task_threads: int) -> FeatureBlocks:
-    """Validate, choose the route, rechunk, and run the column statistics pass."""
+                     task_threads: int, names: tuple = ("X", "Y")) -> FeatureBlocks:
+    """Validate, choose the route, rechunk, and run the column statistics pass. ``names``: what
+    the caller calls X and Y (``axis=0`` swaps them), for messages."""
     import dask
 
     from .. import _engine as E
@@ -106,7 +107,8 @@ def prepare_features(X: Any, Y: Any, *, metric: str, precision: Optional[str], d
     E.check_choice(metric, E.FEATURE_METRICS, "metric")
     E.check_choice(zero_var, E.ZERO_VAR_POLICIES, "zero_var")
     symmetric = Y is None
-    Y = X if symmetric else check_dask_matrix(Y, "Y")
+    X = check_dask_matrix(X, names[0])
+    Y = X if symmetric else check_dask_matrix(Y, names[1])
     if X.shape[0] != Y.shape[0]:
         raise ValueError(f"X and Y must have the same number of samples (rows); got {X.shape[0]} and {Y.shape[0]}")
     if exclude and X.shape[1] != Y.shape[1]:
@@ -124,10 +126,10 @@ def prepare_features(X: Any, Y: Any, *, metric: str, precision: Optional[str], d
         Xr = X
         Yr = Xr if symmetric else Y.rechunk({0: X.chunks[0], 1: y_cols})
     kw = dict(split_every=split_every, task_threads=task_threads)
-    parts = [column_moments(X, "X", **kw)] + ([] if symmetric else [column_moments(Y, "Y", **kw)])
+    parts = [column_moments(X, names[0], **kw)] + ([] if symmetric else [column_moments(Y, names[1], **kw)])
     moments = dask.compute(*parts)
-    sx = E.feature_scaling(moments[0], metric, ddof=ddof, zero_var=zero_var, name="X")
-    sy = sx if symmetric else E.feature_scaling(moments[1], metric, ddof=ddof, zero_var=zero_var, name="Y")
+    sx = E.feature_scaling(moments[0], metric, ddof=ddof, zero_var=zero_var, name=names[0])
+    sy = sx if symmetric else E.feature_scaling(moments[1], metric, ddof=ddof, zero_var=zero_var, name=names[1])
     offsets = [np.concatenate([[0], np.cumsum(A.chunks[1])]).astype(np.int64) for A in (Xr, Yr)]
     return FeatureBlocks(Xr, Yr, symmetric, gather, dtype, metric, offsets[0], offsets[1], *sx, *sy)
 

@@ -24,23 +24,29 @@ from ._moments import column_moments
 __all__ = ["knn"]
 
 
-def _gather_knn(pb: np.ndarray, qb: np.ndarray, k: int, q_offset: int, diagonal: bool, kw: dict) -> tuple:
-    from ..neighbors import knn as single
+def _gather_knn(pb: np.ndarray, qb: Optional[np.ndarray], k: int, q_offset: int, diagonal: bool,
+                centre: Optional[np.ndarray], q_name: str, opts: dict, memory_limit: Optional[float]) -> tuple:
+    """The single-node kNN of one block pair (``qb`` None: a diagonal self-join block), centred by
+    the whole reference set's mean so that equal points in different blocks get equal distances."""
+    from .._arrays import as_host_array
+    from .._resources import resolve_memory_limit
+    from ..neighbors import host_knn
 
-    v, i = single(pb, qb, k, exclude_self=diagonal, **kw)
-    v, i = np.asarray(v), np.asarray(i, dtype=np.int64)
+    hq = None if qb is None else as_host_array(qb, q_name)
+    v, i = host_knn(as_host_array(pb, "P"), hq, k, exclude=diagonal, centre=centre,
+                    budget=resolve_memory_limit(memory_limit), **opts)
     return v, np.where(i >= 0, i + q_offset, -1)
 
 
-def _partial_points(pb: np.ndarray, qb: np.ndarray, mu: Optional[np.ndarray], dtype: np.dtype,
-                    threads: int) -> tuple:
+def _partial_points(pb: np.ndarray, qb: np.ndarray, mu: Optional[np.ndarray], dtype: np.dtype, threads: int,
+                    q_name: str) -> tuple:
     """One dimension chunk's float64 (AᵀB, ‖a‖², ‖b‖²) of the centred, rounded points."""
     from .. import _engine as E
     from .._arrays import as_host_array
     from .._resources import blas_threads
 
     A = E._transpose_panel(as_host_array(pb, "P"), dtype, threads, row_shift=mu)
-    B = E._transpose_panel(as_host_array(qb, "Q"), dtype, threads, row_shift=mu)
+    B = E._transpose_panel(as_host_array(qb, q_name), dtype, threads, row_shift=mu)
     G = np.zeros((A.shape[1], B.shape[1]))
     with blas_threads(1):
         E.accumulate_grams([(A, B, G)], threads)
@@ -116,7 +122,8 @@ def knn(P: Any, Q: Any = None, k: int = 8, *, metric: str = "sqeuclidean", exclu
     dtype = resolve_dtype(precision, P) if self_join else resolve_dtype(precision, P, Q)
     widest = max(P.chunks[0]) + (0 if self_join else max(Q.chunks[0]))
     split = P.numblocks[1] > 1 or Q.numblocks[1] > 1
-    gather = wants_gather(dims, task_memory, P.shape[1] * widest * max(P.dtype.itemsize, Q.dtype.itemsize), split)
+    gather = wants_gather(dims, task_memory, P.shape[1] * widest * max(P.dtype.itemsize, Q.dtype.itemsize), split,
+                          name="dims")
     q_rows = P.chunks[0] if (self_join or exclude) else Q.chunks[0]
     if gather:
         Pr = P.rechunk({1: -1})
@@ -124,12 +131,15 @@ def knn(P: Any, Q: Any = None, k: int = 8, *, metric: str = "sqeuclidean", exclu
     else:
         Pr = P
         Qr = Pr if self_join else Q.rechunk({0: q_rows, 1: P.chunks[1]})
-        kw_m = dict(split_every=split_every, task_threads=task_threads)
-        moments = dask.compute(*([column_moments(Q, "Q", **kw_m)] + ([] if self_join else [column_moments(P, "P", **kw_m)])))
-        mu_all = moments[0].mean if metric == "sqeuclidean" else None  # centred by the reference mean
+    # NaN/Inf checks at call time, and the reference mean every block is centred by.
+    q_name = "P" if self_join else "Q"
+    kw_m = dict(split_every=split_every, task_threads=task_threads)
+    moments = dask.compute(*([column_moments(Q, q_name, **kw_m)] + ([] if self_join else [column_moments(P, "P", **kw_m)])))
+    mu_all = moments[0].mean if metric == "sqeuclidean" else None
     po, qo = (np.concatenate([[0], np.cumsum(A.chunks[0])]) for A in (Pr, Qr))
     d_off = np.concatenate([[0], np.cumsum(Pr.chunks[1])])
-    kw = dict(metric=metric, precision=str(dtype), num_threads=int(task_threads), memory_limit=memory_limit)
+    opts = dict(metric=metric, dtype=dtype, threads=int(task_threads))
+    centre = None if mu_all is None else dask.delayed(mu_all, pure=True)  # one copy per worker, not per task
     pd_, qd = Pr.to_delayed(), Qr.to_delayed()
     block = dask.delayed(_gather_knn, pure=True)
     part = dask.delayed(_partial_points, pure=True)
@@ -144,11 +154,12 @@ def knn(P: Any, Q: Any = None, k: int = 8, *, metric: str = "sqeuclidean", exclu
             if kb < 1:
                 continue
             if gather:
-                lists.append(block(pd_[bp, 0], qd[bq, 0], kb, int(qo[bq]), bool(diagonal), kw))
+                qb = None if (self_join and bp == bq) else qd[bq, 0]
+                lists.append(block(pd_[bp, 0], qb, kb, int(qo[bq]), bool(diagonal), centre, q_name, opts, memory_limit))
                 continue
             partials = [part(pd_[bp, c], qd[bq, c],
                              None if mu_all is None else np.ascontiguousarray(mu_all[d_off[c]:d_off[c + 1]]),
-                             dtype, int(task_threads))
+                             dtype, int(task_threads), q_name)
                         for c in range(len(d_off) - 1)]
             total = tree_reduce(partials, _add_partials, split_every)
             lists.append(finish(total, metric, dtype, kb, int(qo[bq]), bool(diagonal)))

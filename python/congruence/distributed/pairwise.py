@@ -58,14 +58,13 @@ def _single_kwargs(fb: FeatureBlocks, metric: str, precision: Optional[str], ddo
 
 
 def _common(X: Any, Y: Any, exclude: bool, metric, precision, ddof, zero_var, samples, task_memory, split_every,
-            task_threads) -> FeatureBlocks:
+            task_threads, names: tuple = ("X", "Y")) -> FeatureBlocks:
     require_dask()
-    X = check_dask_matrix(X, "X")
     check_int(split_every, "split_every", 2)
     check_int(task_threads, "task_threads", 1)
     return prepare_features(X, Y, metric=metric, precision=precision, ddof=ddof, zero_var=zero_var, exclude=exclude,
                             samples=samples, task_memory=task_memory, split_every=split_every,
-                            task_threads=task_threads)
+                            task_threads=task_threads, names=names)
 
 
 # ---------------------------------------------------------------------------------------------- dense
@@ -172,15 +171,19 @@ def topk_correlation(X: Any, Y: Any = None, k: int = 8, *, absolute: bool = Fals
     dask = require_dask()
     if axis not in (0, 1):
         raise ValueError(f"axis must be 0 or 1; got {axis!r}")
-    if axis == 0 and Y is not None:
-        X, Y = Y, X
+    names = ("X", "Y")
+    if axis == 0 and Y is not None:  # rows are Y's features: the same blocks with the roles swapped
+        X, Y, names = Y, X, ("Y", "X")
     check_int(k, "k", 1)
     self_join = Y is None
     exclude = self_join if exclude_self is None else bool(exclude_self)
-    fb = _common(X, Y, exclude, metric, precision, ddof, zero_var, samples, task_memory, split_every, task_threads)
-    candidates = fb.n_y - (1 if exclude else 0)
-    if k > candidates:
+    X = check_dask_matrix(X, names[0])
+    n_y = X.shape[1] if self_join else check_dask_matrix(Y, names[1]).shape[1]
+    candidates = n_y - (1 if exclude else 0)
+    if k > candidates:  # before the statistics pass reads the data
         raise ValueError(f"k={k} exceeds the {candidates} candidate partners per feature")
+    fb = _common(X, Y, exclude, metric, precision, ddof, zero_var, samples, task_memory, split_every, task_threads,
+                 names)
     kw = _single_kwargs(fb, metric, precision, ddof, zero_var, task_threads, memory_limit)
     gather = dask.delayed(_gather_topk, pure=True)
     reduced = dask.delayed(_reduced_topk, pure=True)
