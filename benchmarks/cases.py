@@ -563,5 +563,5 @@ DESCRIPTIONS: dict = {
     "P9A": "top-1 agreement matrix, K=1000 models x n=100k examples, 10 classes: bit-sliced popcount vs torch; >= 10x",
     "P9B": "Cohen's kappa error-consistency matrix, same sizes: popcount vs one float32 torch product; >= 10x",
     "P10": "top-8 correlation self-join n=200k, m=1024 through Dask on 2 local workers vs the single-process engine; overhead <= 15%",
-    "P10R": "the same for sample-chunked data (m=262k in 8 row chunks, n=4096) by the reduce route; overhead <= 15%",
+    "P10R": "the same for sample-chunked data (m=131k in 8 row chunks, n=4096) by the reduce route; overhead <= 15%",
 }

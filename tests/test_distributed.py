@@ -12,6 +12,7 @@ da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
 import congruence as cg  # noqa: E402
+from dask_faults import faulty  # noqa: E402
 from congruence.distributed import cross_stats, topk_correlation  # noqa: E402
 from congruence.distributed.pairwise import merge_topk  # noqa: E402
 
@@ -74,26 +75,10 @@ def test_cross_stats_equals_a_single_stream_and_feeds_the_measures(client):
     assert np.allclose(cg.cca(stats=cs).rho, cg.cca(X, Y).rho, atol=1e-10)
 
 
-def _die_once(block, marker):
-    """Kill this worker process the first time any block is computed (the scheduler reschedules)."""
-    try:
-        distributed.get_worker()
-    except ValueError:  # not on a worker (e.g. dask inferring metadata): never kill the test process
-        return block
-    if block.size and not os.path.exists(marker):
-        open(marker, "w").close()
-        os._exit(1)
-    return block
-
-
 def test_a_worker_dying_mid_computation_does_not_change_the_answer(client, tmp_path):
-    import cloudpickle
-
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
     X = correlated(300, 120, 6)
     marker = str(tmp_path / "died")
-    Xd = da.from_array(X, chunks=(300, 30)).map_blocks(_die_once, marker, dtype=X.dtype,
-                                                                     meta=np.empty((0, 0), X.dtype))
+    Xd = faulty(X, (300, 30), marker)
     v, i = topk_correlation(Xd, None, 5)
     assert os.path.exists(marker)  # a worker really died
     v0, i0 = cg.topk_correlation(X, None, 5)
@@ -140,6 +125,11 @@ def test_bad_arguments_name_themselves():
         cross_stats(X, X, split_every=1)
     with pytest.raises(ValueError, match="Y must be a dask"):
         cross_stats(X, np.zeros((10, 4)))
+    with pytest.raises(ValueError, match="X must hold floating-point data"):
+        topk_correlation(da.zeros((10, 4), chunks=5, dtype=np.int64), None, 2)
+    masked = X.map_blocks(np.ma.masked_invalid, meta=np.ma.masked_array(np.empty((0, 0))))
+    with pytest.raises(ValueError, match="numpy blocks"):
+        topk_correlation(masked, None, 2)
 
 
 def test_importing_congruence_does_not_import_dask():

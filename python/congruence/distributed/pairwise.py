@@ -103,7 +103,7 @@ def correlation(X: Any, Y: Any = None, *, metric: str = "pearson", precision: Op
     fb = _common(X, Y, False, metric, precision, ddof, zero_var, samples, task_memory, split_every, task_threads)
     kw = _single_kwargs(fb, metric, precision, ddof, zero_var, task_threads, memory_limit)
     gather = dask.delayed(_gather_dense, pure=True)
-    xd, yd = fb.X.to_delayed()[0], fb.Y.to_delayed()[0]
+    xd, yd = fb.x_blocks[0], fb.y_blocks[0]
     nbx, nby = len(fb.x_offsets) - 1, len(fb.y_offsets) - 1
     made: dict = {}
     for bx in range(nbx):
@@ -188,7 +188,7 @@ def topk_correlation(X: Any, Y: Any = None, k: int = 8, *, absolute: bool = Fals
     gather = dask.delayed(_gather_topk, pure=True)
     reduced = dask.delayed(_reduced_topk, pure=True)
     merge = partial(merge_topk, k=int(k), absolute=bool(absolute))
-    xd, yd = fb.X.to_delayed()[0], fb.Y.to_delayed()[0]
+    xd, yd = fb.x_blocks[0], fb.y_blocks[0]
     rows = []
     for bx in range(len(fb.x_offsets) - 1):
         parts = []
@@ -290,7 +290,7 @@ def correlation_pairs(X: Any, Y: Any, threshold: float, *, absolute: bool = Fals
     gather = dask.delayed(_gather_pairs, pure=True)
     reduced = dask.delayed(_reduced_pairs, pure=True)
     mirror = dask.delayed(_mirrored, pure=True)
-    xd, yd = fb.X.to_delayed()[0], fb.Y.to_delayed()[0]
+    xd, yd = fb.x_blocks[0], fb.y_blocks[0]
     parts = []
     for bx in range(len(fb.x_offsets) - 1):
         for by in range(len(fb.y_offsets) - 1):
