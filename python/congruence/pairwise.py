@@ -21,6 +21,13 @@ Results are arrays of the caller's library on the same device (torch in -> torch
 ``memory_limit`` bounds what the call allocates on the device (default: 80% of the free device
 memory plus the library's pooled free memory). Top-k reductions on the GPU take k ≤ 256.
 
+Dask inputs
+-----------
+``dask.array`` inputs (either argument) are computed by output blocks on the active Dask scheduler
+by :mod:`congruence.distributed`; ``num_threads`` is then the threads per task and
+``memory_limit`` each task's budget. :func:`correlation` returns a lazy dask array, the
+reductions numpy results.
+
 Precision modes
 ---------------
 Statistics (means, norms, the shifts of the centring) are always accumulated in float64 and the
