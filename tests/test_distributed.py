@@ -12,25 +12,12 @@ da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
 import congruence as cg  # noqa: E402
-from dask_faults import faulty  # noqa: E402
+from dask_helpers import correlated, faulty, local_client  # noqa: E402
 from congruence.distributed import cross_stats, topk_correlation  # noqa: E402
 from congruence.distributed.pairwise import merge_topk  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None, silence_logs=40)
-    c = distributed.Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
-
-
-def correlated(m, n, seed):
-    rng = np.random.default_rng(seed)
-    Z = rng.standard_normal((m, 8))
-    return (Z @ rng.standard_normal((8, n)) + rng.standard_normal((m, n))).astype(np.float32)
+client = pytest.fixture(scope="module")(local_client)
 
 
 @pytest.mark.parametrize("chunks", [(400, 37), (150, 64), (400, 500)])

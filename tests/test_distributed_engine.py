@@ -18,7 +18,7 @@ from dask.delayed import Delayed  # noqa: E402
 import scipy.sparse  # noqa: E402
 
 import congruence as cg  # noqa: E402
-from dask_faults import faulty  # noqa: E402
+from dask_helpers import correlated, faulty, local_client  # noqa: E402
 from congruence import ConstantFeatureWarning, MemoryBudgetError  # noqa: E402
 from congruence import distributed as D  # noqa: E402
 
@@ -30,20 +30,7 @@ F32 = 2e-6  # float32 agreement of correlations with the single-node engine
 F64 = 1e-12
 
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None, silence_logs=40)
-    c = distributed.Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
-
-
-def correlated(m, n, seed):
-    rng = np.random.default_rng(seed)
-    Z = rng.standard_normal((m, 8))
-    return (Z @ rng.standard_normal((8, n)) + rng.standard_normal((m, n))).astype(np.float32)
+client = pytest.fixture(scope="module")(local_client)
 
 
 def correlated_pair(m, n_x, n_y, seed):
