@@ -106,6 +106,13 @@ def check_same_dims(p_dims: int, q_dims: int) -> None:
         raise ValueError(f"P and Q must have the same number of dimensions (columns); got {p_dims} and {q_dims}")
 
 
+def check_threshold(threshold: float) -> float:
+    if (isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating))
+            or not np.isfinite(threshold)):
+        raise ValueError(f"threshold must be a finite number; got {threshold!r}")
+    return float(threshold)
+
+
 def check_choice(value: str, allowed: tuple, name: str) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")

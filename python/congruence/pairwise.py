@@ -334,8 +334,7 @@ def correlation_pairs(
         every GPU mode but float64). On the GPU the kernel appends pairs to buffers sized for
         min(max_pairs, 2^22) pairs; when more qualify it is run once more with exact buffers.
     """
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) or not np.isfinite(threshold):
-        raise ValueError(f"threshold must be a finite number; got {threshold!r}")
+    E.check_threshold(threshold)
     if is_dask_array(X) or is_dask_array(Y):
         from .distributed import _dispatch
 

@@ -250,15 +250,12 @@ def merge_topk(a: tuple, b: tuple, *, k: int, absolute: bool = False, descending
     """The k best of two (values, global indices) lists per row, in the library's order: value
     (|value| with ``absolute``) descending (ascending for distances), ties to the lowest global
     index, unfilled slots (NaN, −1) last."""
+    from .._engine import canonical_order
+
     V = np.concatenate([a[0], b[0]], axis=1)
     I = np.concatenate([a[1], b[1]], axis=1)
-    key = np.abs(V) if absolute else V
-    key = key.astype(np.float64) if descending else -key.astype(np.float64)
-    empty = (I < 0) | np.isnan(key)
-    key = np.where(empty, -np.inf, key)
-    idx = np.where(empty, np.iinfo(np.int64).max, I)
-    order = np.lexsort((idx, -key), axis=1)[:, :k]
-    return np.take_along_axis(V, order, axis=1), np.take_along_axis(I, order, axis=1)
+    canonical_order(V, I, descending=descending, absolute=absolute)
+    return V[:, :k], I[:, :k]
 
 
 def stack_lists(*rows: tuple) -> tuple:

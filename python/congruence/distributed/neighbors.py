@@ -50,7 +50,7 @@ def _partial_points(pb: np.ndarray, qb: np.ndarray, mu: Optional[np.ndarray], dt
     G = np.zeros((A.shape[1], B.shape[1]))
     with blas_threads(1):
         E.accumulate_grams([(A, B, G)], threads)
-    return G, np.einsum("ij,ij->j", A, A, dtype=np.float64), np.einsum("ij,ij->j", B, B, dtype=np.float64)
+    return G, E._panel_sumsq(A, threads), E._panel_sumsq(B, threads)
 
 
 def _add_partials(a: tuple, b: tuple) -> tuple:
@@ -62,9 +62,9 @@ def _reduced_knn(parts: tuple, metric: str, dtype: np.dtype, k: int, q_offset: i
     if metric == "sqeuclidean":
         S = np.maximum(na2[:, None] + nb2[None, :] - 2.0 * G, 0.0)
     elif metric == "cosine":  # a zero row has similarity 0 to everything
-        scale = np.where(na2 > 0, 1.0 / np.sqrt(np.where(na2 > 0, na2, 1.0)), 0.0)
-        scale_b = np.where(nb2 > 0, 1.0 / np.sqrt(np.where(nb2 > 0, nb2, 1.0)), 0.0)
-        S = np.clip(G * scale[:, None] * scale_b[None, :], -1.0, 1.0)
+        from .._engine import inverse_sqrt
+
+        S = np.clip(G * inverse_sqrt(na2, na2 == 0)[:, None] * inverse_sqrt(nb2, nb2 == 0)[None, :], -1.0, 1.0)
     else:
         S = G
     return dense_topk(S.astype(dtype), k, descending=metric != "sqeuclidean", absolute=False, diagonal=diagonal,

@@ -279,8 +279,7 @@ def correlation_pairs(X: Any, Y: Any, threshold: float, *, absolute: bool = Fals
     from .. import _engine as E
     from .._resources import MemoryBudgetError
 
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) or not np.isfinite(threshold):
-        raise ValueError(f"threshold must be a finite number; got {threshold!r}")
+    E.check_threshold(threshold)
     if max_pairs is not None:
         max_pairs = check_int(max_pairs, "max_pairs", 0)
     self_join = Y is None
